@@ -57,6 +57,12 @@ export interface ClocksState {
   icountBiasNs: number;
   /** Instructions retired by all vCPUs, as folded in by the scheduler (qemu_icount). */
   icount: number;
+  /**
+   * While a vCPU slice runs: that vCPU's instruction counter and its value when the slice began,
+   * so VIRTUAL read by a device mid-slice includes the instructions executed so far
+   * (icount_get_executed). Null between slices, which is when snapshots are taken.
+   */
+  icountRunning: { counter: { icount: number }; start: number } | null;
   host: HostClockSource | null;
 }
 
@@ -94,6 +100,7 @@ export function clocksCreate(cfg: ClockConfig = {}): ClocksState {
     icountShift: shift ?? 0,
     icountBiasNs: 0,
     icount: 0,
+    icountRunning: null,
     host: cfg.host ?? null,
   };
 }
@@ -109,9 +116,15 @@ export function cpuGetClock(c: ClocksState): number {
   return c.cpuTicksEnabled ? c.cpuClockOffsetNs + getClock(c) : c.cpuClockOffsetNs;
 }
 
+/** Instructions so far, including the running vCPU's part. @qemu icount_get_raw_locked */
+export function icountGetRaw(c: ClocksState): number {
+  const r = c.icountRunning;
+  return r === null ? c.icount : c.icount + (r.counter.icount - r.start);
+}
+
 /** VIRTUAL time under icount. @qemu softmmu/icount.c icount_get */
 export function icountGetNs(c: ClocksState): number {
-  return c.icountBiasNs + c.icount * 2 ** c.icountShift;
+  return c.icountBiasNs + icountGetRaw(c) * 2 ** c.icountShift;
 }
 
 /** @qemu util/qemu-timer.c qemu_clock_get_ns */

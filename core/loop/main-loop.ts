@@ -46,6 +46,8 @@ export interface LoopHooks {
   shouldExit: (m: LoopMachine) => boolean;
   /** The vCPU side's turn after an iteration (one round-robin slice). */
   vcpuSlice: (m: LoopMachine) => void;
+  /** A timer became the head of a main_loop_tlg list. @qemu qemu_timer_notify_cb */
+  timerNotify: (m: LoopMachine, type: ClockType) => void;
 }
 
 export interface MainLoopState {
@@ -91,12 +93,16 @@ export function defaultLoopHooks(): LoopHooks {
     startWarpTimer: () => {},
     shouldExit: () => false,
     vcpuSlice: () => {},
+    timerNotify: (m) => qemuNotifyEvent(m),
   };
 }
 
 /** Build the main loop of `m` (clocks, trace, rng, seq and fdt already set). @qemu qemu_init_main_loop */
 export function qemuInitMainLoop(m: Omit<LoopMachine, 'loop'>): MainLoopState {
-  const notify = (_type: ClockType): void => qemuNotifyEvent(m as LoopMachine);
+  const notify = (type: ClockType): void => {
+    const lm = m as LoopMachine;
+    lm.loop.hooks.timerNotify(lm, type);
+  };
   const tlg = timerListGroupCreate(m.clocks, m.seq, notify);
   const aio = aioContextNew('qemu_aio_context', m.clocks, m.seq);
   const iohandler = aioContextNew('iohandler_ctx', m.clocks, m.seq);

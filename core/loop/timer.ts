@@ -280,7 +280,11 @@ function clockEnabled(tl: TimerList): boolean {
   return tl.clocks.enabled[tl.type];
 }
 
-/** ns until the head expires (>= 0), or -1 if empty or the clock is disabled. @qemu timerlist_deadline_ns */
+/**
+ * ns until the first timer expires (>= 0), or -1 if none or the clock is disabled. Timers with an
+ * attribute outside `attrMask` are skipped (~QEMU_TIMER_ATTR_EXTERNAL leaves external ones out).
+ * @qemu timerlist_deadline_ns, qemu_clock_deadline_ns_all
+ */
 export function timerlistDeadlineNs(tl: TimerList, attrMask = QEMU_TIMER_ATTR_ALL): number {
   if (!clockEnabled(tl)) return -1;
   cleanTop(tl);
@@ -293,13 +297,23 @@ export function timerlistDeadlineNs(tl: TimerList, attrMask = QEMU_TIMER_ATTR_AL
     for (let i = 0; i < tl.size; i++) {
       if (!isLive(tl, i)) continue;
       const t = tl.items[i]!;
-      if ((t.attributes & attrMask) === 0 && attrMask !== 0) continue;
+      if ((t.attributes & ~attrMask) !== 0) continue; // it has an attribute outside the mask
       if (expire < 0 || t.expireNs < expire) expire = t.expireNs;
     }
     if (expire < 0) return -1;
   }
   const d = expire - qemuClockGetNs(tl.clocks, tl.type);
   return d <= 0 ? 0 : d;
+}
+
+/**
+ * Soonest deadline of `type` over the given groups (main_loop_tlg and the AioContexts' groups:
+ * QEMU's clock keeps a list of all its timer lists). @qemu qemu_clock_deadline_ns_all
+ */
+export function qemuClockDeadlineNsAll(groups: readonly TimerListGroup[], type: ClockType, attrMask = QEMU_TIMER_ATTR_ALL): number {
+  let deadline = -1;
+  for (const g of groups) deadline = qemuSoonestTimeout(deadline, timerlistDeadlineNs(g.lists[type], attrMask));
+  return deadline;
 }
 
 /** Whether the main loop accounts for `type`'s deadlines. @qemu qemu_clock_use_for_deadline */

@@ -110,9 +110,10 @@ describe('timers', () => {
     timerModNs(plain, now + 100);
     timerModNs(ext, now + 50);
     expect(timerlistDeadlineNs(host)).toBe(50);
+    expect(timerlistDeadlineNs(host, ~QEMU_TIMER_ATTR_EXTERNAL)).toBe(100); // external left out
     expect(timerlistDeadlineNs(host, QEMU_TIMER_ATTR_EXTERNAL)).toBe(50);
-    timerDel(ext);
-    expect(timerlistDeadlineNs(host, QEMU_TIMER_ATTR_EXTERNAL)).toBe(-1);
+    timerDel(plain);
+    expect(timerlistDeadlineNs(host, ~QEMU_TIMER_ATTR_EXTERNAL)).toBe(-1);
   });
 
   it('VIRTUAL timers wait while the clock is disabled and fire once enabled', () => {

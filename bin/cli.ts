@@ -1,0 +1,227 @@
+// The detvm command line: QEMU's option syntax (softmmu/vl.c, qemu-options.hx) turned into a
+// MachineConfig. Pure: parses argv, reads nothing; errors carry QEMU's texts and exit codes
+// ("detvm: -foo: invalid option", status 1). Options take their argument as the next word, and
+// a double dash (--smp) is accepted like a single one, as QEMU does.
+
+import type { MachineConfig } from '../index.ts';
+
+/** What the command line asks for. */
+export type CliAction =
+  | { kind: 'run'; config: MachineConfig; live: boolean; traceFile: string | null; traceFormat: TraceFormat }
+  | { kind: 'version' }
+  | { kind: 'help' }
+  | { kind: 'error'; message: string; status: number };
+
+export type TraceFormat = 'jsonl' | 'tree' | 'chrome';
+
+/** Options that take an argument, and those that do not (others are invalid). */
+const WITH_ARG = new Set([
+  'M', 'machine', 'cpu', 'smp', 'm', 'kernel', 'bios', 'serial', 'monitor', 'qmp', 'qmp-pretty', 'chardev', 'mon',
+  'display', 'action', 'incoming', 'icount', 'drive', 'loadvm', 'name', 'rtc', 'seed', 'accel', 'clock',
+  'dtrace', 'dtrace-file', 'dtrace-format', 'device', 'echr',
+]);
+const NO_ARG = new Set(['nographic', 'S', 'no-shutdown', 'no-reboot', 'version', 'h', 'help', 'snapshot']);
+
+function err(message: string, status = 1): CliAction {
+  return { kind: 'error', message, status };
+}
+
+function parseSmp(v: string): number | string {
+  // -smp [cpus=]n[,sockets=..,cores=..,threads=..]: detvm takes the CPU count.
+  const first = v.split(',')[0]!;
+  const n = first.startsWith('cpus=') ? first.slice(5) : first;
+  if (!/^\d+$/.test(n)) return `Parameter 'cpus' expects a number`;
+  return Number(n);
+}
+
+function parseIcount(v: string): number | string {
+  let shift = 0;
+  for (const part of v.split(',')) {
+    const [k, val = ''] = part.includes('=') ? part.split('=', 2) as [string, string] : ['shift', part];
+    if (k === 'shift') {
+      if (val === 'auto') return 'icount: shift=auto is not supported by detvm (a fixed shift keeps runs repeatable)';
+      if (!/^\d+$/.test(val) || Number(val) > 10) return 'icount: Invalid shift value';
+      shift = Number(val);
+    } else if (k === 'align' || k === 'sleep' || k === 'rr' || k === 'rrfile' || k === 'rrsnapshot') {
+      if (k === 'rr') return 'icount: rr=record|replay is not available yet in this detvm';
+    } else {
+      return `Invalid parameter '${k}'`;
+    }
+  }
+  return shift;
+}
+
+function parseAction(v: string, cfg: MachineConfig): string | null {
+  for (const part of v.split(',')) {
+    const [k, val] = part.split('=', 2) as [string, string | undefined];
+    if (k === 'shutdown') {
+      if (val === 'pause') cfg.noShutdown = true;
+      else if (val === 'poweroff') cfg.noShutdown = false;
+      else return `Parameter 'shutdown' does not accept value '${val ?? ''}'`;
+    } else if (k === 'reboot') {
+      if (val === 'shutdown') cfg.rebootShutdown = true;
+      else if (val === 'reset') cfg.rebootShutdown = false;
+      else return `Parameter 'reboot' does not accept value '${val ?? ''}'`;
+    } else if (k === 'panic' || k === 'watchdog') {
+      // No device of the virt board raises these in detvm; accepted for compatibility.
+    } else {
+      return `Invalid parameter '${k}'`;
+    }
+  }
+  return null;
+}
+
+/** Parse `argv` (without node and the script). */
+export function parseCommandLine(argv: readonly string[]): CliAction {
+  const cfg: MachineConfig = { clock: 'live' };
+  let nographic = false;
+  let display: string | null = null;
+  let traceFile: string | null = null;
+  let traceFormat: TraceFormat = 'jsonl';
+  const serials: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (!word.startsWith('-')) {
+      // QEMU treats a lone word as the disk image (-hda); detvm has no IDE disk.
+      return err(`${word}: a disk image without an option is not supported (use -drive)`);
+    }
+    const name = word.replace(/^--?/, '');
+    if (NO_ARG.has(name)) {
+      switch (name) {
+        case 'version': return { kind: 'version' };
+        case 'h': case 'help': return { kind: 'help' };
+        case 'nographic': nographic = true; break;
+        case 'S': cfg.startPaused = true; break;
+        case 'no-shutdown': cfg.noShutdown = true; break;
+        case 'no-reboot': cfg.rebootShutdown = true; break;
+        case 'snapshot': break;
+      }
+      continue;
+    }
+    if (!WITH_ARG.has(name)) return err(`${word}: invalid option`);
+    const v = argv[++i];
+    if (v === undefined) return err(`${word}: requires an argument`);
+    switch (name) {
+      case 'M': case 'machine': {
+        const type = v.split(',')[0]!;
+        if (type === 'help' || type === '?') return { kind: 'error', message: 'Supported machines are:\nvirt                 RISC-V VirtIO board', status: 0 };
+        if (type !== 'virt') return err(`unsupported machine type\nUse -machine help to list supported machines`);
+        break;
+      }
+      case 'cpu':
+        if (v !== 'rv32' && v !== 'any') return err(`unable to find CPU model '${v}'`);
+        break;
+      case 'accel':
+        if (!v.startsWith('tcg')) return err(`invalid accelerator ${v.split(',')[0]}`);
+        break;
+      case 'bios':
+        if (v !== 'none') return err(`-bios ${v}: detvm boots -kernel images only (use -bios none)`);
+        break;
+      case 'smp': {
+        const n = parseSmp(v);
+        if (typeof n === 'string') return err(n);
+        cfg.smp = n;
+        break;
+      }
+      case 'm': cfg.memory = v.replace(/^size=/, ''); break;
+      case 'kernel': cfg.kernel = v; break;
+      case 'serial': serials.push(v); break;
+      case 'monitor': (cfg.monitors ??= []).push(v); break;
+      case 'qmp': (cfg.qmp ??= []).push(v); break;
+      case 'qmp-pretty': (cfg.qmpPretty ??= []).push(v); break;
+      case 'chardev': (cfg.chardevs ??= []).push(v); break;
+      case 'mon': (cfg.mons ??= []).push(v); break;
+      case 'display': display = v.split(',')[0]!; break;
+      case 'name': cfg.name = v.startsWith('guest=') ? v.slice(6).split(',')[0]! : v.split(',')[0]!; break;
+      case 'icount': {
+        const s = parseIcount(v);
+        if (typeof s === 'string') return err(s);
+        cfg.icountShift = s;
+        break;
+      }
+      case 'action': {
+        const e = parseAction(v, cfg);
+        if (e) return err(e);
+        break;
+      }
+      case 'rtc': {
+        const base = /(?:^|,)base=([^,]+)/.exec(v)?.[1];
+        if (base && base !== 'utc' && base !== 'localtime') {
+          const t = Date.parse(base.endsWith('Z') ? base : `${base}Z`);
+          if (Number.isNaN(t)) return err(`invalid datetime format\nvalid formats: '2006-06-17T16:01:21' or '2006-06-17'`);
+          cfg.rtcBaseSec = Math.floor(t / 1000);
+        }
+        break;
+      }
+      case 'seed':
+        if (!/^\d+$/.test(v) || Number(v) > 0xffffffff) return err(`-seed: '${v}' is not a number from 0 to 4294967295`);
+        cfg.seed = Number(v);
+        break;
+      case 'clock':
+        if (v !== 'virtual' && v !== 'live') return err(`-clock: '${v}' is not 'virtual' or 'live'`);
+        cfg.clock = v;
+        break;
+      case 'dtrace':
+        if (!/^[012]$/.test(v)) return err(`-dtrace: level '${v}' is not 0, 1 or 2`);
+        cfg.trace = Number(v) as 0 | 1 | 2;
+        break;
+      case 'dtrace-file': traceFile = v; break;
+      case 'dtrace-format':
+        if (v !== 'jsonl' && v !== 'tree' && v !== 'chrome') return err(`-dtrace-format: '${v}' is not jsonl, tree or chrome`);
+        traceFormat = v;
+        break;
+      case 'echr': break;
+      case 'incoming': case 'drive': case 'loadvm': case 'device':
+        return err(`${word}: not available yet in this detvm`);
+    }
+  }
+  if (display !== null && display !== 'none') return err(`Display '${display}' is not available`);
+  if (serials.length > 1) return err('-serial: only one serial port on the virt board');
+  if (serials.length === 1) {
+    cfg.serial = serials[0] === 'none' ? null : serials[0]!;
+  } else if (nographic) {
+    // -nographic: serial and monitor multiplexed on stdio, unless a monitor is given elsewhere.
+    cfg.serial = cfg.monitors?.length ? 'stdio' : 'mon:stdio';
+  } else {
+    cfg.serial = null;
+  }
+  if (traceFile !== null && (cfg.trace ?? 0) === 0) cfg.trace = 1;
+  return { kind: 'run', config: cfg, live: cfg.clock === 'live', traceFile, traceFormat };
+}
+
+/** `detvm -h` text. */
+export const HELP_TEXT = `usage: detvm [options]
+
+detvm emulates QEMU 7.2.22's control plane on the riscv32 virt board, deterministically.
+
+Standard options:
+-h or -help              display this help and exit
+-version                 display version information and exit
+-M virt | -machine virt  select the machine (virt is the only one)
+-cpu rv32                select the CPU model
+-smp N                   number of harts (1 to 8)
+-m SIZE                  RAM size (default 128M)
+-name NAME               the VM's name (query-name, info name)
+-kernel FILE             the guest: an ELF32 RISC-V or raw image, as with -bios none
+-bios none               no firmware (the only supported value)
+-nographic               serial port and HMP monitor multiplexed on stdio (Ctrl-A c switches)
+-display none            no display
+-serial DEV              the serial port's chardev (stdio, mon:stdio, null, file:F, tcp:..., none)
+-chardev TYPE,id=ID,...  a character device (socket, stdio, file, ringbuf, memory, null)
+-monitor DEV             an HMP monitor on DEV
+-qmp DEV                 a QMP monitor on DEV; -qmp-pretty for pretty-printed JSON
+-mon chardev=ID[,mode=readline|control][,pretty=on|off]
+-S                       do not start the CPUs (cont starts them)
+-no-shutdown             stop instead of exiting on shutdown (-action shutdown=pause)
+-action shutdown=pause|poweroff,reboot=reset|shutdown
+-icount shift=N          N: each instruction is 2^N ns of guest time (default 0)
+-rtc base=DATE           wall-clock time at start (virtual clock mode)
+
+detvm options:
+-clock virtual|live      virtual: run the same configuration as fast as possible in simulated
+                         time (no real time, no host sockets); live (default): real time
+-seed N                  seed of the machine's PRNG
+-dtrace LEVEL            trace level: 0 off, 1 control plane, 2 devices
+-dtrace-file FILE        write the trace to FILE (implies -dtrace 1)
+-dtrace-format F         jsonl (default), tree or chrome (Perfetto)
+`;

@@ -1,0 +1,79 @@
+// The live driver (DESIGN.md §6): the only async code. It runs main-loop iterations (each
+// followed by one vCPU turn) while there is work, and awaits the next host event or deadline
+// when there is none. While vCPUs run it yields to Node's event loop at least every few
+// milliseconds of wall time, so sockets and the terminal stay responsive.
+
+import { type HostIo, hostClockSourceCreate, hostIoCreate } from '../core/host/index.ts';
+import { loopStep, type LoopMachine } from '../core/loop/index.ts';
+import type { ChardevIo } from '../core/host/index.ts';
+import type { MachineConfig } from '../index.ts';
+import { charState } from '../core/char/index.ts';
+import { chardevWaitStartup } from '../chardev/index.ts';
+
+/** Wall time between two yields to Node while the loop is busy. */
+const YIELD_EVERY_MS = 4;
+
+/** The live host for createMachine: real clocks, and real sockets, stdio and files. */
+export function liveHost(opts: Parameters<typeof hostIoCreate>[1] = {}): {
+  host: NonNullable<MachineConfig['host']>;
+  io: () => HostIo;
+} {
+  let io: HostIo | null = null;
+  return {
+    host: {
+      clock: hostClockSourceCreate(),
+      io: (m: LoopMachine): ChardevIo => {
+        io = hostIoCreate(m, opts);
+        return io;
+      },
+    },
+    io: () => {
+      if (!io) throw new Error('the live host I/O is created with the machine');
+      return io;
+    },
+  };
+}
+
+/**
+ * Run `m` until its main loop exits; resolves with the exit status. `stop()` of the returned
+ * handle ends the run early (resolving with null).
+ */
+export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): { done: Promise<number | null>; stop(): void } {
+  let stopped = false;
+  const done = (async (): Promise<number | null> => {
+    let lastYield = performance.now();
+    while (!stopped) {
+      const hadInput = m.fdt.arrived.length > 0;
+      loopStep(m);
+      onIteration?.();
+      if (m.loop.exitStatus !== null) return m.loop.exitStatus;
+      if (!hadInput && m.loop.lastTimeoutNs !== 0) {
+        await io.waitEvent(m.loop.lastTimeoutNs);
+        lastYield = performance.now();
+      } else if (performance.now() - lastYield >= YIELD_EVERY_MS) {
+        await io.yieldNow();
+        lastYield = performance.now();
+      }
+    }
+    return null;
+  })();
+  return {
+    done,
+    stop: () => {
+      stopped = true;
+      io.wake();
+    },
+  };
+}
+
+/**
+ * What QEMU's chardev creation blocks on in live mode: listeners bound, the first client of a
+ * wait=on server, the connection of a client socket. Returns QEMU's error text, or null.
+ */
+export async function liveStartup(m: LoopMachine, io: HostIo): Promise<string | null> {
+  for (const chr of [...charState(m).chardevs.values()]) {
+    const err = await chardevWaitStartup(io, chr);
+    if (err) return err;
+  }
+  return null;
+}

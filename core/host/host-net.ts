@@ -1,0 +1,300 @@
+// Real TCP and unix sockets (node:net) behind the NetProvider interface, for live mode. Every
+// accepted connection, received chunk, hang-up and "writable again" enters the kernel through
+// `deliver` (hostInputArrived + wake). Flow control: a connection's socket is paused once the
+// bytes the kernel holds unread (delivered-but-not-applied plus the VirtualFd's inbound queue)
+// reach `pauseHighBytes`, and resumed at `resumeLowBytes`: nothing is lost and memory is
+// bounded by pauseHighBytes plus one chunk. Writes are accepted up to `writeHighBytes` of
+// Node-side buffering; beyond that the VirtualFd turns unwritable until 'drain'.
+
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import {
+  type HostInput, type LoopMachine, type VirtualFd, vfdClose, vfdOpen,
+} from '../loop/index.ts';
+import { errnoCode, strerror } from './errno.ts';
+import type {
+  NetConnInfo, NetConnector, NetListener, NetProvider, SocketAddress,
+} from './types.ts';
+
+export interface HostNetOptions {
+  pauseHighBytes?: number;
+  resumeLowBytes?: number;
+  writeHighBytes?: number;
+}
+
+/** Counters for tests and diagnostics. */
+export interface HostNetStats {
+  pauses: number;
+  resumes: number;
+  /** Most bytes the kernel side ever held unread for one connection. */
+  maxHeldBytes: number;
+}
+
+export interface HostNet extends NetProvider {
+  readonly kind: 'host';
+  stats: HostNetStats;
+  /** Close every listener and connection (machine teardown). */
+  closeAll(): void;
+}
+
+interface Conn {
+  socket: net.Socket;
+  fd: VirtualFd;
+  info: NetConnInfo;
+}
+
+function inetAddr(host: string | undefined, port: number | undefined): SocketAddress {
+  return { type: 'inet', host: host ?? '', port: String(port ?? 0) };
+}
+
+function unixAddr(path: string): SocketAddress {
+  return { type: 'unix', path, abstract: false, tight: true };
+}
+
+/** Both ends of a TCP connection. */
+function socketInfo(s: net.Socket): NetConnInfo {
+  const local = inetAddr(s.localAddress, s.localPort);
+  return { local, peer: inetAddr(s.remoteAddress, s.remotePort) };
+}
+
+/** The path Node takes for a unix address (abstract names start with NUL). */
+function unixPath(a: Extract<SocketAddress, { type: 'unix' }>): string {
+  return a.abstract ? `\0${a.path}` : a.path;
+}
+
+/** QEMU's bind/listen error text. @qemu util/qemu-sockets.c inet_listen_saddr, unix_listen_saddr */
+function listenError(addr: SocketAddress, err: unknown): string {
+  const code = errnoCode(err);
+  if (addr.type === 'unix') return `Failed to bind socket to ${addr.path}: ${strerror(code)}`;
+  if (addr.type === 'inet') {
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+      return `address resolution failed for ${addr.host}:${addr.port}: Name or service not known`;
+    }
+    if (code === 'EADDRINUSE') return `Failed to find an available port: ${strerror(code)}`;
+  }
+  return `Failed to bind socket: ${strerror(code)}`;
+}
+
+/** @qemu util/qemu-sockets.c inet_connect_addr, unix_connect_saddr */
+function connectError(addr: SocketAddress, err: unknown): string {
+  const code = errnoCode(err);
+  if (addr.type === 'unix') return `Failed to connect to '${addr.path}': ${strerror(code)}`;
+  if (addr.type === 'inet') {
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+      return `address resolution failed for ${addr.host}:${addr.port}: Name or service not known`;
+    }
+    return `Failed to connect to '${addr.host}:${addr.port}': ${strerror(code)}`;
+  }
+  return `Failed to connect: ${strerror(code)}`;
+}
+
+/** What the socket adapters of one machine share. */
+interface HostNetCtx {
+  m: LoopMachine;
+  deliver: (i: HostInput) => void;
+  high: number;
+  low: number;
+  writeHigh: number;
+  stats: HostNetStats;
+  conns: Map<number, Conn>;
+  servers: Set<net.Server>;
+}
+
+/** The VirtualFd write of a connection: Node-side buffering up to writeHigh, then unwritable. */
+function hostConnWrite(ctx: HostNetCtx, socket: net.Socket, fd: VirtualFd, d: Uint8Array): number {
+  if (socket.destroyed || !socket.writable) return -1;
+  const space = ctx.writeHigh - socket.writableLength;
+  if (space <= 0) {
+    fd.writable = false;
+    return 0;
+  }
+  const n = Math.min(space, d.length);
+  socket.write(Buffer.from(d.subarray(0, n)));
+  if (n < d.length) fd.writable = false;
+  return n;
+}
+
+/** Wrap a connected socket in a VirtualFd wired to the boundary, with pause/resume. */
+function hostWrapConn(
+  ctx: HostNetCtx, socket: net.Socket, name: string, info: NetConnInfo,
+): VirtualFd {
+  const { stats } = ctx;
+  let arrivedPending = 0;
+  let lastInbound = 0;
+  let paused = false;
+  let hupSent = false;
+  const write = (d: Uint8Array): number => hostConnWrite(ctx, socket, fd, d);
+  const fd: VirtualFd = vfdOpen(ctx.m.fdt, name, 'stream', write);
+  const sendHup = (): void => {
+    if (hupSent) return;
+    hupSent = true;
+    ctx.deliver({ kind: 'hup', fd: fd.id });
+  };
+  socket.on('data', (chunk: Buffer) => {
+    arrivedPending += chunk.length;
+    const data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    ctx.deliver({ kind: 'data', fd: fd.id, data });
+    const held = arrivedPending + fd.inboundBytes;
+    if (held > stats.maxHeldBytes) stats.maxHeldBytes = held;
+    if (!paused && held >= ctx.high) {
+      paused = true;
+      stats.pauses++;
+      socket.pause();
+    }
+  });
+  socket.on('end', sendHup);
+  socket.on('close', sendHup);
+  socket.on('error', () => {}); // 'close' follows and reports the hang-up
+  socket.on('drain', () => ctx.deliver({ kind: 'writable', fd: fd.id, writable: true }));
+  fd.onInboundChange = (f) => {
+    const delta = f.inboundBytes - lastInbound;
+    lastInbound = f.inboundBytes;
+    if (delta > 0) arrivedPending = Math.max(0, arrivedPending - delta);
+    if (paused && arrivedPending + f.inboundBytes <= ctx.low) {
+      paused = false;
+      stats.resumes++;
+      socket.resume();
+    }
+  };
+  fd.onClose = () => {
+    ctx.conns.delete(fd.id);
+    // Flush what was written, then close; unread input is discarded (the kernel closed).
+    socket.end(() => socket.destroy());
+    socket.resume();
+  };
+  ctx.conns.set(fd.id, { socket, fd, info });
+  return fd;
+}
+
+/** Bind and listen; accepted connections arrive as `accept` inputs. */
+function hostListen(
+  ctx: HostNetCtx, addr: SocketAddress, backlog: number, name: string,
+): NetListener {
+  const { m } = ctx;
+  const lfd = vfdOpen(m.fdt, name, 'listener');
+  const server = net.createServer();
+  ctx.servers.add(server);
+  let seq = 0;
+  const l: NetListener = {
+    fd: lfd, status: 'pending', error: null, local: null, onSettled: null,
+    close: () => {
+      ctx.servers.delete(server);
+      server.close();
+      if (addr.type === 'unix' && !addr.abstract && l.status === 'listening') {
+        try { fs.unlinkSync(addr.path); } catch { /* already gone */ }
+      }
+      vfdClose(m.fdt, lfd);
+    },
+  };
+  server.on('connection', (socket) => {
+    if (lfd.closed) {
+      socket.destroy();
+      return;
+    }
+    const info: NetConnInfo = addr.type === 'unix'
+      ? { local: addr, peer: addr }
+      : socketInfo(socket);
+    const cfd = hostWrapConn(ctx, socket, `${name}-conn${seq++}`, info);
+    ctx.deliver({ kind: 'accept', fd: lfd.id, conn: cfd.id });
+  });
+  server.on('error', (err) => {
+    if (l.status !== 'pending') return;
+    l.status = 'failed';
+    l.error = listenError(addr, err);
+    ctx.servers.delete(server);
+    l.onSettled?.(l);
+  });
+  server.on('listening', () => {
+    const a = server.address();
+    l.status = 'listening';
+    l.local = typeof a === 'object' && a !== null ? inetAddr(a.address, a.port) : addr;
+    l.onSettled?.(l);
+  });
+  if (addr.type === 'inet') {
+    const host = addr.host === '' ? undefined : addr.host;
+    server.listen({ host, port: Number(addr.port), backlog });
+  } else if (addr.type === 'unix') {
+    if (!addr.abstract) {
+      try { fs.unlinkSync(addr.path); } catch { /* QEMU ignores ENOENT */ }
+    }
+    server.listen({ path: unixPath(addr), backlog });
+  } else {
+    l.status = 'failed';
+    l.error = "'fd' socket addresses are not supported by detvm";
+  }
+  return l;
+}
+
+/** Connect in the background; the result arrives as `accept` (or `hup`) on the connector. */
+function hostConnect(ctx: HostNetCtx, addr: SocketAddress, name: string): NetConnector {
+  const { m } = ctx;
+  const cfd = vfdOpen(m.fdt, `${name}-connect`, 'listener');
+  let socket: net.Socket | null = null;
+  const c: NetConnector = {
+    fd: cfd, status: 'pending', error: null,
+    cancel: () => {
+      socket?.destroy();
+      vfdClose(m.fdt, cfd);
+    },
+  };
+  if (addr.type === 'fd') {
+    c.status = 'failed';
+    c.error = "'fd' socket addresses are not supported by detvm";
+    ctx.deliver({ kind: 'hup', fd: cfd.id });
+    return c;
+  }
+  const s = addr.type === 'inet'
+    ? net.connect({ host: addr.host, port: Number(addr.port) })
+    : net.connect({ path: unixPath(addr) });
+  socket = s;
+  s.once('connect', () => {
+    if (cfd.closed) {
+      s.destroy();
+      return;
+    }
+    c.status = 'connected';
+    const info: NetConnInfo = addr.type === 'unix'
+      ? { local: addr, peer: unixAddr(addr.path) }
+      : socketInfo(s);
+    const conn = hostWrapConn(ctx, s, name, info);
+    ctx.deliver({ kind: 'accept', fd: cfd.id, conn: conn.id });
+  });
+  s.once('error', (err) => {
+    if (c.status !== 'pending') return;
+    c.status = 'failed';
+    c.error = connectError(addr, err);
+    ctx.deliver({ kind: 'hup', fd: cfd.id });
+  });
+  return c;
+}
+
+/** A NetProvider on node:net. Inputs go through `deliver`, which must wake the live driver. */
+export function hostNetCreate(
+  m: LoopMachine, deliver: (i: HostInput) => void, opts: HostNetOptions = {},
+): HostNet {
+  const ctx: HostNetCtx = {
+    m, deliver,
+    high: opts.pauseHighBytes ?? 256 * 1024,
+    low: opts.resumeLowBytes ?? 64 * 1024,
+    writeHigh: opts.writeHighBytes ?? 256 * 1024,
+    stats: { pauses: 0, resumes: 0, maxHeldBytes: 0 },
+    conns: new Map(),
+    servers: new Set(),
+  };
+  return {
+    kind: 'host',
+    stats: ctx.stats,
+    listen: (addr, backlog, name) => hostListen(ctx, addr, backlog, name),
+    connect: (addr, name) => hostConnect(ctx, addr, name),
+    connInfo: (id) => ctx.conns.get(id)?.info ?? null,
+    setNodelay: (id, on) => {
+      ctx.conns.get(id)?.socket.setNoDelay(on);
+    },
+    closeAll: () => {
+      for (const s of ctx.servers) s.close();
+      ctx.servers.clear();
+      for (const c of ctx.conns.values()) c.socket.destroy();
+      ctx.conns.clear();
+    },
+  };
+}

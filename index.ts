@@ -14,7 +14,7 @@ import {
 } from './core/trace/index.ts';
 import { notifierListAdd } from './core/util/index.ts';
 import { type VirtMachine, virtMachineCreate, virtMachineDone } from './core/machine.ts';
-import { vmShutdown } from './core/system/index.ts';
+import { vmShutdown, qemuSystemExitRequest, qemuSystemKilled } from './core/system/index.ts';
 import type { Chardev, ChrReport } from './core/char/index.ts';
 import { charState, chrReportFormat } from './core/char/index.ts';
 import type { ChardevIo } from './core/host/index.ts';
@@ -288,6 +288,11 @@ export function createMachine(config: MachineConfig = {}): DetvmMachine {
       if (mode === 'live') chardevSetIo(vm, config.host!.io(vm));
       const cs = charState(vm);
       cs.reportSink = (r) => say(chrReportFormat(r, 'detvm', null));
+      vm.sys.report = (msg) => say(`detvm: ${msg}`);
+      // Ctrl-A x: QEMU 7.2 prints "QEMU: Terminated" and exit(0)s.
+      cs.hooks.muxExit = () => qemuSystemExitRequest(vm, 0);
+      // ^C / ^\ on a stdio chardev with signal=on: terminate as on SIGINT / SIGQUIT.
+      cs.hooks.stdioSignal = (sig) => qemuSystemKilled(vm, sig === 'SIGINT' ? 2 : 3, 0);
       mons = monitorsCreate(vm, virtMonitorMachine(vm, DETVM_PACKAGE, config.monitorHost));
       suspendMuxOpen(vm);
       serialChr = setupChardevs(vm, config, mons, (r) => say(chrReportFormat(r, 'detvm', null)));

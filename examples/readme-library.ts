@@ -1,10 +1,10 @@
 // The library example from the README, kept runnable (the test suite runs it).
 import { createMachine } from 'detvm';
-import { timerNew, timerModNs, QEMU_CLOCK_REALTIME, SCALE_MS } from 'detvm/core/loop';
 
-const vm = createMachine({ trace: 1, seed: 42 });
-const t = timerNew(vm.kernel.loop.tlg, QEMU_CLOCK_REALTIME, 1, 'my_timer', () => console.log('fired'));
-timerModNs(t, 5 * SCALE_MS);
-vm.runFor(10 * SCALE_MS); // 10 ms of virtual time, no real time spent
-console.log(vm.trace.callTree()); // what the loop did, as an indented call tree
-console.log(vm.trace.hash()); // identical on every run
+const vm = createMachine({ kernel: 'guests/bin/demo.elf', smp: 2 });
+vm.runFor(250_000_000); // 250 ms of guest time, no real time spent
+vm.qmp('stop'); // QMP commands return their result or throw
+console.log(vm.hmp('info status')); // "VM status: paused"
+vm.qmp('cont');
+vm.runFor(100_000_000);
+console.log(vm.console.text()); // what the guest printed

@@ -13,6 +13,13 @@ import { qmpCont, qmpQueryStatus, qmpQuit, qmpRingbufRead, qmpRingbufWrite, qmpS
 import type { QmpResult } from './qmp-dispatch.ts';
 import { memoryDump, monitorPrintc } from './hmp-memory.ts';
 import { utf8ToBytes } from './qobject.ts';
+import { TRACE_CONTROL, traceSpan } from '../core/trace/index.ts';
+
+/** Call a QMP handler from HMP as QEMU does (hmp_cont → qmp_cont), traced as a span of its own. */
+function viaQmp<T>(mons: MonitorSet, name: string, fn: (mons: MonitorSet) => T): T {
+  return traceSpan(mons.m, TRACE_CONTROL, name, undefined, () => fn(mons));
+}
+
 
 /** error_reportf_err(err, "Error: "). @qemu monitor/hmp-cmds.c hmp_handle_error */
 export function hmpHandleError(mons: MonitorSet, res: QmpResult | { ok: false; desc: string }): boolean {
@@ -121,9 +128,15 @@ export const HMP_BASE_COMMANDS: readonly HmpCommand[] = [
       monitorSuspend(mons, mon);
       qmpQuit(mons);
     } },
-  { name: 'stop|s', argsType: '', params: '', help: 'stop emulation', cmd: (mons) => void qmpStop(mons) },
-  { name: 'cont|c', argsType: '', params: '', help: 'resume emulation', cmd: (mons) => void hmpHandleError(mons, qmpCont(mons)) },
-  { name: 'system_reset', argsType: '', params: '', help: 'reset the system', cmd: (mons) => void qmpSystemReset(mons) },
+  { name: 'stop|s', argsType: '', params: '', help: 'stop emulation', cmd: (mons) => void viaQmp(mons, 'qmp_stop', qmpStop) },
+  {
+    name: 'cont|c', argsType: '', params: '', help: 'resume emulation',
+    cmd: (mons) => void hmpHandleError(mons, viaQmp(mons, 'qmp_cont', qmpCont)),
+  },
+  {
+    name: 'system_reset', argsType: '', params: '', help: 'reset the system',
+    cmd: (mons) => void viaQmp(mons, 'qmp_system_reset', qmpSystemReset),
+  },
   { name: 'x', argsType: 'fmt:/,addr:l', params: '/fmt addr', help: "virtual memory dump starting at 'addr'",
     cmd: (mons, mon, a) => memoryDump(mons, mon, a, false) },
   { name: 'xp', argsType: 'fmt:/,addr:l', params: '/fmt addr', help: "physical memory dump starting at 'addr'",

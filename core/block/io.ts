@@ -116,9 +116,14 @@ function blkAioCompleteTimer(opaque: unknown): void {
   const st = blockState(m);
   const now = nowNs(m);
   // Only the requests due now; ones their callbacks submit go behind them and wait their turn.
-  let due = 0;
-  while (due < blk.queue.length && blk.queue[due]!.completeNs <= now) due++;
-  for (let i = 0; i < due; i++) {
+  // Checked by identity at each step: a callback that drains (nested aio poll) may complete
+  // some of them itself.
+  const due = new Set<BlockRequest>();
+  for (const r of blk.queue) {
+    if (r.completeNs > now) break;
+    due.add(r);
+  }
+  while (blk.queue.length > 0 && due.has(blk.queue[0]!)) {
     const req = blk.queue.shift()!;
     const ret = blkPerform(req);
     st.inFlight--;

@@ -91,6 +91,16 @@ export function qemuRegisterReset(m: SystemMachine, name: string, fn: (cause: Sh
   m.sys.resetHandlers.push({ name, fn });
 }
 
+/** Say which signal ended the VM (no pid: e.g. Ctrl-C at the terminal). @qemu qemu_kill_report */
+function qemuKillReport(m: SystemMachine): void {
+  const r = m.sys.requests;
+  if (r.shutdownSignal === 0) return;
+  m.sys.report(r.shutdownPid === 0
+    ? `terminating on signal ${r.shutdownSignal}`
+    : `terminating on signal ${r.shutdownSignal} from pid ${r.shutdownPid} (<unknown process>)`);
+  r.shutdownSignal = 0;
+}
+
 /**
  * Handle pending requests in QEMU's order; true means leave the main loop (m.sys.exitStatus
  * holds the status). @qemu softmmu/runstate.c main_loop_should_exit
@@ -115,6 +125,7 @@ export function mainLoopShouldExit(m: SystemMachine): boolean {
   const shutdown = r.shutdown;
   if (shutdown !== null) {
     r.shutdown = null;
+    qemuKillReport(m);
     const opened = traceEnter(m, TRACE_CONTROL, 'qemu_system_shutdown', { cause: shutdown });
     qapiEventSend(m, 'SHUTDOWN', { guest: shutdownCausedByGuest(shutdown), reason: shutdown });
     traceExit(m, opened, 'qemu_system_shutdown');

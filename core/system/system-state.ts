@@ -85,6 +85,8 @@ export interface SystemState {
   block: BlockHooks;
   /** Exit status of the main loop once a shutdown left it. */
   exitStatus: number;
+  /** Where error_report output goes ("terminating on signal 2"); the composition root sets it. */
+  report: (msg: string) => void;
 }
 
 /** The machine as the system layer sees it. */
@@ -117,6 +119,7 @@ export function systemStateCreate(): SystemState {
     resetHandlers: [],
     block: { drainAll: () => {}, flushAll: () => 0, activateAll: () => null },
     exitStatus: 0,
+    report: () => {},
   };
 }
 

@@ -127,23 +127,29 @@ export function rrThreadTurn(m: SystemMachine): void {
   const s = m.sys;
   if (s.vcpus.length === 0) return;
   const first = s.vcpus[0]!;
+  let woken = false;
   if (!s.rrStarted) {
     // Wait for the initial kick-off after machine start, processing queued work meanwhile.
     if (first.stopped) {
       if (s.vcpus.some((v) => v.work.length > 0 || v.stop)) for (const v of s.vcpus) qemuWaitIoEventCommon(m, v);
       return;
     }
+  } else if (s.rrWaiting) {
+    if (allCpuThreadsIdle(m)) return; // still asleep on halt_cond
+    woken = true;
+  }
+  const opened = traceEnter(m, TRACE_CONTROL, 'rr_cpu_thread_fn');
+  if (!s.rrStarted) {
     s.rrStarted = true;
     rrStartKickTimer(m);
     s.rrNextCpu = 0;
     first.cpu.exitRequest = true; // process pending work first
-  } else if (s.rrWaiting) {
-    if (allCpuThreadsIdle(m)) return; // still asleep on halt_cond
+  } else if (woken) {
+    // The rest of rr_wait_io_event, now that a CPU thread is no longer idle.
     s.rrWaiting = false;
     rrStartKickTimer(m);
     for (const v of s.vcpus) qemuWaitIoEventCommon(m, v);
   }
-  const opened = traceEnter(m, TRACE_CONTROL, 'rr_cpu_thread_fn');
   let budget = 0;
   if (m.clocks.icountEnabled) {
     icountHandleDeadline(m);

@@ -1,13 +1,14 @@
-// A first look at detvm's kernel: a machine with a few timers and bottom halves, run in virtual
+// A first look at detvm's kernel loop: a machine with a few timers and bottom halves, run in virtual
 // time with tracing on; prints the call tree of the first iterations and the trace hash, which is
-// the same on every run. (The guest demo replaces this once the virt board boots.)
+// the same on every run. (npm start runs the full machine.)
 import { createMachine } from '../index.ts';
 import { exportCallTree } from '../core/trace/index.ts';
 import {
   timerNew, timerModNs, aioBhNew, qemuBhSchedule, QEMU_CLOCK_REALTIME, SCALE_MS,
 } from '../core/loop/index.ts';
 
-const vm = createMachine({ trace: 1, seed: 1 });
+// -S: the vCPUs stay stopped, so only the kernel loop runs.
+const vm = createMachine({ trace: 1, seed: 1, startPaused: true });
 const k = vm.kernel;
 let ticks = 0;
 const tick = timerNew(k.loop.tlg, QEMU_CLOCK_REALTIME, SCALE_MS, 'demo_tick', () => {

@@ -8,7 +8,7 @@ import { assert } from '../core/util/index.ts';
 import {
   type LoopMachine, aioBhScheduleOneshot, G_IO_HUP, G_IO_OUT,
 } from '../core/loop/index.ts';
-import { type CharBackend, qemuChrFeAcceptInput, qemuChrFeAddWatch, qemuChrFeWrite } from '../core/char/index.ts';
+import { type CharBackend, EAGAIN, qemuChrFeAcceptInput, qemuChrFeAddWatch, qemuChrFeWrite } from '../core/char/index.ts';
 import { TRACE_CONTROL, traceEvent } from '../core/trace/index.ts';
 import type { MonitorMachine } from './machine.ts';
 import type { ReadLineState } from './readline.ts';
@@ -132,7 +132,7 @@ function monitorUnblocked(mons: MonitorSet, mon: Monitor): boolean {
 
 /**
  * Write the buffered output with one attempt. A failed write (no client) drops the output; a
- * short write keeps the rest and arms an output watch. Nothing is written while mux_out.
+ * short write or EAGAIN keeps the rest and arms an output watch. Nothing is written while mux_out.
  * @qemu monitor/monitor.c monitor_flush_locked
  */
 export function monitorFlushLocked(mons: MonitorSet, mon: Monitor): void {
@@ -140,7 +140,8 @@ export function monitorFlushLocked(mons: MonitorSet, mon: Monitor): void {
   const len = mon.outbuf.length;
   if (len === 0 || mon.muxOut) return;
   const rc = qemuChrFeWrite(mon.chr, bytesToArray(mon.outbuf));
-  if (rc < 0 || rc === len) {
+  // An error drops the output (nobody connected); EAGAIN (a full socket) keeps it for the watch.
+  if ((rc < 0 && mon.chr.chr?.errno !== EAGAIN) || rc === len) {
     mon.outbuf = '';
     return;
   }

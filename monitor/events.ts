@@ -3,7 +3,7 @@
 // events (1 s per event, or per event and key), and fan-out to every QMP monitor that finished
 // capability negotiation, in mon_list order (most recently created first).
 
-import { QEMU_CLOCK_HOST, QEMU_CLOCK_REALTIME, qemuClockGetNs, timerModNs, timerNew } from '../core/loop/index.ts';
+import { QEMU_CLOCK_REALTIME, hostWallClock, qemuClockGetNs, timerModNs, timerNew } from '../core/loop/index.ts';
 import type { QapiEvent } from '../core/loop/index.ts';
 import { TRACE_CONTROL, traceEvent } from '../core/trace/index.ts';
 import type { EventRateState, MonitorSet } from './monitor.ts';
@@ -26,10 +26,9 @@ const RATE_LIMITED: Record<string, string | null> = {
 
 /** {"timestamp": {...}, "event": NAME[, "data": {...}]}. @qemu qapi/qmp-event.c qmp_event_build_dict */
 export function qmpEventBuildDict(mons: MonitorSet, name: string, data: QObject | undefined): QDict {
-  const ns = qemuClockGetNs(mons.m.clocks, QEMU_CLOCK_HOST);
-  const sec = Math.floor(ns / 1_000_000_000);
-  const usec = Math.floor((ns - sec * 1_000_000_000) / 1000);
-  const ts = qdictFrom([['seconds', qnumInt(sec)], ['microseconds', qnumInt(usec)]]);
+  // g_get_real_time(): wall-clock seconds and microseconds from the HOST clock.
+  const { seconds, microseconds } = hostWallClock(mons.m.clocks);
+  const ts = qdictFrom([['seconds', qnumInt(seconds)], ['microseconds', qnumInt(microseconds)]]);
   const d = qdictFrom([['event', name], ['timestamp', ts]]);
   if (data !== undefined) d.map.set('data', data);
   return d;

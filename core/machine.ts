@@ -2,7 +2,8 @@
 // map, harts, devices, the kernel loader with QEMU's MROM reset vector, and the wiring of the
 // main loop to the run-state and vCPU layers. Top of core/: it imports every lower layer.
 // Memory map: MROM 0x1000, sifive_test 0x100000, CLINT 0x2000000, PLIC 0xc000000,
-// UART0 0x10000000 (PLIC source 10), RAM 0x80000000.
+// UART0 0x10000000 (PLIC source 10), virtio-mmio 0x10001000 + 0x1000·i (sources 1..8; virt-virtio.ts),
+// RAM 0x80000000.
 
 import { assert } from './util/index.ts';
 import {
@@ -21,9 +22,14 @@ import {
 } from './system/index.ts';
 import {
   type SerialDevice, type ClintDevice, type PlicDevice, serialMmInit, serialReset, serialIoportRead, serialIoportWrite, clintCreate, clintReadMtime,
-  clintReset, plicCreate, plicReset, plicSetIrq, sifiveTestRegion, VIRT_UART0_IRQ,
+  clintReset, plicCreate, plicReset, plicSetIrq, sifiveTestRegion, VIRT_UART0_IRQ, plicPostLoadLine,
+  serialIrqLevel,
 } from './hw/index.ts';
 import { TRACE_CONTROL, traceEvent } from './trace/index.ts';
+import { type VirtVirtio, virtVirtioCreate } from './virt-virtio.ts';
+import {
+  type MigrationState, migrationMachineInit, virtMigrationInit,
+} from './migration/index.ts';
 
 export const VIRT_MROM_BASE = 0x1000;
 export const VIRT_MROM_SIZE = 0xf000;
@@ -66,6 +72,10 @@ export interface VirtMachine extends SystemMachine {
   smp: number;
   /** The VIRTUAL clock when the VM last stopped (the clock device's change-state handler). */
   clockAtStopNs: number | null;
+  /** The savevm registry with every section, and the outgoing and incoming migrations. */
+  migration: MigrationState;
+  /** The eight virtio-mmio transports and the virtio-blk devices plugged into them. */
+  virtio: VirtVirtio;
 }
 
 /** QEMU 7.2's MROM reset vector for a 32-bit hart: a0 = mhartid, a1 = fdt, jump to the entry. */
@@ -142,6 +152,7 @@ export function virtMachineCreate(cfg: VirtConfig = {}): VirtMachine {
       if (off < 8) serialIoportWrite(serial, off, value);
     },
   });
+  m.virtio = virtVirtioCreate(m);
 
   m.kernel = null;
   let entry = RAM_BASE;
@@ -150,7 +161,10 @@ export function virtMachineCreate(cfg: VirtConfig = {}): VirtMachine {
     entry = m.kernel.entry;
   }
   const fdtAddr = Math.max(RAM_BASE, RAM_BASE + ramBytes - 2 * 1024 * 1024);
-  addressSpaceAddRom(m.as, 'mrom.reset', VIRT_MROM_BASE, resetVector(entry, fdtAddr));
+  // The MROM is a 0xf000-byte ROM region (the riscv_virt_board.mrom RAM block) holding the vector.
+  const mrom = new Uint8Array(VIRT_MROM_SIZE);
+  mrom.set(resetVector(entry, fdtAddr));
+  addressSpaceAddRom(m.as, 'mrom.reset', VIRT_MROM_BASE, mrom);
 
   // Reset handlers in registration order, as qemu_register_reset keeps them.
   qemuRegisterReset(m, 'cpu_reset', () => {
@@ -177,6 +191,13 @@ export function virtMachineCreate(cfg: VirtConfig = {}): VirtMachine {
     traceEvent(m, TRACE_CONTROL, 'vm_clock', { running, ns: now });
   });
 
+  m.migration = virtMigrationInit({
+    clocks: m.clocks, ram: m.as, mrom: m.as.roms.find((r) => r.base === VIRT_MROM_BASE)!.data,
+    cpus: m.cpus, clint, plic, serial,
+  });
+  migrationMachineInit(m);
+  m.migration.postLoad = () => virtMachinePostLoad(m);
+
   rrInstallHooks(m);
   m.loop.hooks.shouldExit = () => {
     if (!mainLoopShouldExit(m)) return false;
@@ -185,6 +206,22 @@ export function virtMachineCreate(cfg: VirtConfig = {}): VirtMachine {
   };
   for (const cpu of m.cpus) cpuReset(cpu);
   return m;
+}
+
+/**
+ * After a migration stream was applied: re-derive what no section carries. The PLIC's line
+ * level of the UART follows the UART's registers; a stopped VM's remembered VIRTUAL time is the
+ * loaded one; no vCPU has a kick or a wake-up pending (they belong to the host's scheduling of
+ * the vCPU thread, not to the VM's state).
+ */
+function virtMachinePostLoad(m: VirtMachine): void {
+  if (m.serial) plicPostLoadLine(m.plic, VIRT_UART0_IRQ, serialIrqLevel(m.serial.s));
+  if (m.clockAtStopNs !== null) m.clockAtStopNs = qemuClockGetNs(m.clocks, QEMU_CLOCK_VIRTUAL);
+  for (const cpu of m.cpus) cpu.exitRequest = false;
+  // Re-arming the comparators notified the vCPU thread (the do_nothing item qemu_timer_notify_cb
+  // queues). The VM is stopped and starts with a kick anyway; the source had no such item, so it
+  // would only shift the destination's schedule against the source's.
+  for (const v of m.sys.vcpus) v.work = v.work.filter((w) => w.name !== 'do_nothing');
 }
 
 /** End of machine init: start the VM unless -S. @qemu qemu_machine_creation_done / vm_start */

@@ -5,6 +5,7 @@
 
 import {
   type LoopMachine, type QEMUTimer, QEMU_CLOCK_VIRTUAL, qemuClockGetNs, timerDel, timerModNs, timerNew,
+  timerPending,
 } from '../loop/index.ts';
 import { type CpuState, IRQ_M_SOFT, IRQ_M_TIMER, cpuSetIrqLevel } from '../cpu/index.ts';
 import type { MemoryRegion } from '../memory/index.ts';
@@ -146,7 +147,30 @@ export function clintReset(d: ClintDevice): void {
   d.s.timeDelta = 0;
 }
 
-/** After loading state: re-arm every comparator from the loaded values. */
-export function clintPostLoad(d: ClintDevice): void {
-  for (let h = 0; h < d.cpus.length; h++) clintUpdateTimecmp(d, h);
+/**
+ * Where clintUpdateTimecmp would arm hart `hart`'s comparator timer now (ns), or -1 when it
+ * would not arm it (already due, or beyond any reachable time). A timer armed earlier may expire
+ * up to a tick later than this: the expiry depends on the VIRTUAL time of the arming.
+ */
+export function clintTimecmpDeadline(d: ClintDevice, hart: number): number {
+  const cmp = d.s.timecmpHi[hart]! * TWO32 + d.s.timecmpLo[hart]!;
+  const rtc = clintReadMtime(d);
+  if (Number.isSafeInteger(cmp) && cmp <= rtc) return -1;
+  const next = qemuClockGetNs(d.m.clocks, QEMU_CLOCK_VIRTUAL) + (cmp - rtc) * NS_PER_TICK;
+  return Number.isSafeInteger(cmp) && Number.isSafeInteger(next) ? next : -1;
+}
+
+/**
+ * After loading state: the MSWI bits follow each hart's loaded MSIP (QEMU keeps them only in
+ * mip), and every comparator is re-armed from the loaded values and the loaded VIRTUAL clock;
+ * `expiries` (ns, -1: none), when the stream carried them, put each armed timer back exactly
+ * where the source had it.
+ */
+export function clintPostLoad(d: ClintDevice, expiries: readonly number[] | null = null): void {
+  for (let h = 0; h < d.cpus.length; h++) {
+    d.s.msip[h] = (d.cpus[h]!.mip >> IRQ_M_SOFT) & 1;
+    clintUpdateTimecmp(d, h);
+    const at = expiries?.[h] ?? -1;
+    if (at >= 0 && timerPending(d.timers[h]!)) timerModNs(d.timers[h]!, at);
+  }
 }

@@ -175,3 +175,11 @@ export function plicReset(d: PlicDevice): void {
   s.threshold.fill(0);
   plicUpdate(d);
 }
+
+/**
+ * After a load: restore the level of source `irq`'s input line, which no section carries (QEMU's
+ * PLIC keeps no line state). Pending and claimed bits come from the stream and are left alone.
+ */
+export function plicPostLoadLine(d: PlicDevice, irq: number, level: boolean): void {
+  setBit(d.s.level, irq, level);
+}

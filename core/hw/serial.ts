@@ -362,10 +362,32 @@ export function serialMmInit(m: LoopMachine, name: string, chr: Chardev | null, 
   return d;
 }
 
-/** After loading a saved state: redo FCR's side effects and the derived timing. @qemu serial_post_load */
-export function serialPostLoad(d: SerialDevice): void {
-  const fcr = d.s.fcrVmstate;
-  d.s.fcr = fcr === 0 ? 1 : 0; // force serialWriteFcr to apply it
-  serialWriteFcr(d, fcr);
-  serialUpdateParameters(d.s);
+/**
+ * After a load has put the migrated registers, FIFOs and flags into `d.s`: re-derive what QEMU's
+ * serial_post_load derives (the break-enable latch, FCR with its IIR FIFO bits and trigger level,
+ * the character time), clamp a transmit retry count and re-arm its output watch, and re-arm the
+ * receive-timeout timer at `fifoTimeoutNs` (-1: not armed). FIFO contents are kept, as in QEMU
+ * 7.2, whose serial_write_fcr only sets the register. @qemu hw/char/serial.c serial_post_load
+ */
+export function serialPostLoad(d: SerialDevice, fifoTimeoutNs = -1): void {
+  const s = d.s;
+  if (s.tsrRetry > MAX_XMIT_RETRY) s.tsrRetry = MAX_XMIT_RETRY;
+  if (s.tsrRetry > 0) qemuChrFeAddWatch(d.be, G_IO_OUT | G_IO_HUP, () => serialXmit(d));
+  s.lastBreakEnable = (s.lcr >> 6) & 1;
+  const val = s.fcrVmstate & 0xff;
+  s.fcr = val;
+  if (val & UART_FCR_FE) {
+    s.iir |= UART_IIR_FE;
+    s.recvFifoItl = [1, 4, 8, 14][(val & 0xc0) >> 6]!;
+  } else {
+    s.iir &= ~UART_IIR_FE;
+  }
+  serialUpdateParameters(s);
+  if (fifoTimeoutNs >= 0) timerModNs(d.fifoTimeoutTimer, fifoTimeoutNs);
+  else timerDel(d.fifoTimeoutTimer);
+}
+
+/** Level of the UART's interrupt line as its registers say (serial_update_irq's result). */
+export function serialIrqLevel(s: SerialState): boolean {
+  return (s.iir & UART_IIR_NO_INT) === 0;
 }

@@ -25,3 +25,21 @@ export type { RamLoadStaged } from './ram-load.ts';
 export { analyzeMigrationStream, locateVmdesc } from './analyze.ts';
 export type { AnalyzeResult, AnalyzeRamBlock } from './analyze.ts';
 export { vmstateTimers, cpuTimersRegister, cpuTimersCommit } from './machine/cpu-timers.ts';
+export { vmstateCpuCommon, vmstateRiscvCpu, riscvCpuRegister } from './machine/riscv-cpu.ts';
+export { vmstateRiscvMtimer, riscvMtimerRegister } from './machine/riscv-aclint.ts';
+export { vmstateSifivePlic, sifivePlicRegister } from './machine/sifive-plic.ts';
+export { vmstateSerial, vmstateSerialMm, serialVmstateRegister } from './machine/serial.ts';
+export {
+  virtMigrationInit, VIRT_RAM_IDSTR, VIRT_MROM_IDSTR, type VirtVmstateParts,
+} from './machine/virt.ts';
+export * from './migration-params.ts';
+export * from './migration-state.ts';
+export {
+  migrationUriParse, migrationPipeCreate, migrationFdLookup, type MigrationUri,
+} from './migration-channel.ts';
+export { qmpMigrate, qmpMigrateCancel, type MigrateOptions } from './migration.ts';
+export {
+  BUFFER_DELAY_MS, MIGRATION_STEP_BYTES, MIGRATION_CHANNEL_HIGH_BYTES,
+} from './migration-thread.ts';
+export { qmpMigrateIncoming, migrationIncomingStartup } from './migration-incoming.ts';
+export { migrationSaveVm, migrationSaveVmBytes, migrationLoadVm } from './migration-snapshot.ts';

@@ -49,6 +49,8 @@ export interface RamState {
   lastSentBlock: number;
   counters: RamCounters;
   active: boolean;
+  /** Called after each dirty-bitmap sync with the new sync count (MIGRATION_PASS). */
+  onSync: ((dirtySyncCount: number) => void) | null;
 }
 
 function ramCountersZero(): RamCounters {
@@ -84,7 +86,7 @@ export function ramMigInit(
     .map((x) => x.b);
   const rs: RamState = {
     blocks: sorted, bmap: [], migrationDirtyPages: 0, lastSeenBlock: -1, lastPage: 0,
-    lastSentBlock: -1, counters: ramCountersZero(), active: false,
+    lastSentBlock: -1, counters: ramCountersZero(), active: false, onSync: null,
   };
   const se = registerSavevmLive(sv, 'ram', 0, 4, {
     saveSetup: (f) => ramSaveSetup(rs, f),
@@ -117,6 +119,7 @@ export function migrationBitmapSync(rs: RamState): void {
     rs.migrationDirtyPages += rs.blocks[i]!.dirtyLogSync(rs.bmap[i]!);
   }
   rs.counters.dirtySyncCount++;
+  rs.onSync?.(rs.counters.dirtySyncCount);
 }
 
 /** Block list, every page dirty, dirty logging on. @qemu ram_save_setup (ram_init_all) */

@@ -27,12 +27,13 @@ mkdir -p "$out"
 obj="$(mktemp -d)"
 trap 'rm -rf "$obj"' EXIT
 cd "$here/src"
-for src in busyloop.S start.S demo.c mixed.c; do
+for src in busyloop.S start.S demo.c mixed.c disk.c; do
   $CC "${FLAGS[@]}" -c -o "$obj/${src%.*}.o" "$src"
 done
 cd "$obj"
 $CC "${FLAGS[@]}" -o "$out/busyloop.elf" busyloop.o
 $CC "${FLAGS[@]}" -o "$out/demo.elf" start.o demo.o
 $CC "${FLAGS[@]}" -o "$out/mixed.elf" start.o mixed.o
+$CC "${FLAGS[@]}" -o "$out/disk.elf" start.o disk.o
 "$CC" --version | head -n 1 > "$out/TOOLCHAIN"
 echo "build.sh: built $(ls "$out"/*.elf | wc -l) guests in $out"

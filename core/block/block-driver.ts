@@ -12,6 +12,7 @@ import { qcow2ZeroClusters } from './qcow2-zero.ts';
 import { qcow2Barrier } from './qcow2-state.ts';
 import {
   type QEMUSnapshotInfo, qcow2SnapshotCreate, qcow2SnapshotDelete, qcow2SnapshotGoto, qcow2SnapshotList,
+  qcow2SnapshotLoadVmstate,
 } from './qcow2-snapshot.ts';
 import type { BlockDriverState } from './block.ts';
 
@@ -27,6 +28,8 @@ export interface SnapshotOps {
   goto(bs: BlockDriverState, idOrName: string): void;
   delete(bs: BlockDriverState, id: string | null, name: string | null): void;
   list(bs: BlockDriverState): QEMUSnapshotInfo[];
+  /** Read a snapshot's VM state without going to it. */
+  loadVmstate(bs: BlockDriverState, idOrName: string, pos: number, buf: Uint8Array): void;
 }
 
 /** @qemu include/block/block_int-common.h BlockDriver (the parts detvm uses) */
@@ -138,6 +141,7 @@ export const bdrvQcow2: BlockDriver = {
     goto: (bs, idOrName) => qcow2SnapshotGoto(qcow2Writable(bs), idOrName),
     delete: (bs, id, name) => qcow2SnapshotDelete(qcow2Writable(bs), id, name),
     list: (bs) => qcow2SnapshotList(qcow2Of(bs)),
+    loadVmstate: (bs, idOrName, pos, buf) => qcow2SnapshotLoadVmstate(qcow2Of(bs), idOrName, pos, buf),
   },
   saveVmstate: (bs, pos, data) => qcow2SaveVmstate(qcow2Writable(bs), pos, data),
   loadVmstate: (bs, pos, buf) => qcow2LoadVmstate(qcow2Of(bs), pos, buf),

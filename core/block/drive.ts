@@ -26,6 +26,8 @@ export interface DriveOptions {
   serial: string | null;
   werror: string;
   rerror: string;
+  /** Keys -drive does not know, refused once the format is known (after probing). */
+  unknown: string[];
 }
 
 const BOOL_KEYS = new Set(['read-only', 'cache.writeback', 'cache.direct', 'cache.no-flush', 'snapshot', 'copy-on-read']);
@@ -100,17 +102,15 @@ export function driveParse(text: string): BlockResult<DriveOptions> {
     const o: DriveOptions = {
       id: null, file: null, format: null, ifType: null, nodeName: null, readOnly: false,
       cache: { writeback: true, direct: false, noFlush: false }, detectZeroes: 'off', discard: 'ignore',
-      index: null, bus: null, unit: null, serial: null, werror: 'enospc', rerror: 'report',
+      index: null, bus: null, unit: null, serial: null, werror: 'enospc', rerror: 'report', unknown: [],
     };
-    const pairs = qemuOptsSplit(text);
-    const unknown = pairs.find(([k]) => !KNOWN.has(k));
-    for (const [k, v] of pairs) {
+    for (const [k, v] of qemuOptsSplit(text)) {
+      if (!KNOWN.has(k)) {
+        o.unknown.push(k);
+        continue;
+      }
       if (BOOL_KEYS.has(k)) parseBool(k, v);
       applyOption(o, k, v);
-    }
-    if (unknown) {
-      const fmt = o.format ?? 'raw';
-      blockFail(EINVAL, `Block format '${fmt}' does not support the option '${unknown[0]}'`);
     }
     return o;
   });
@@ -206,6 +206,11 @@ export function driveNew(m: LoopMachine, o: DriveOptions, defaultIf = 'none'): B
     if (!opened.ok) return opened;
     root = opened.value.bs;
     warnings = opened.value.warnings;
+  }
+  if (o.unknown.length > 0) {
+    // QEMU hands unknown keys to the format driver, which refuses the first one.
+    if (root) bdrvClose(m, root);
+    return { ok: false, errno: EINVAL, error: `Block format '${root?.drv.formatName ?? 'raw'}' does not support the option '${o.unknown[0]}'` };
   }
   const blk = blkNew(m, id, root, ifType, unit);
   if (!blk.ok) {

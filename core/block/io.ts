@@ -130,9 +130,16 @@ function blkAioCompleteTimer(opaque: unknown): void {
     blk.inFlight--;
     if (req.node) req.node.inFlight--;
     traceEvent(m, TRACE_DEVICES, 'blk_aio_complete', { blk: blk.name, id: req.id, kind: req.kind, ret });
+    // Re-arm before the callback: if it drains, the poll must see the rest still pending.
+    blkArmTimer(m, blk);
     req.cb(req.opaque, ret);
   }
-  if (blk.queue.length > 0 && blk.timer) timerModNs(blk.timer, Math.max(now, blk.queue[0]!.completeNs));
+  blkArmTimer(m, blk);
+}
+
+/** Arm the backend's timer for its queue head, if any (never in the past). */
+function blkArmTimer(m: LoopMachine, blk: BlockBackend): void {
+  if (blk.queue.length > 0 && blk.timer) timerModNs(blk.timer, Math.max(nowNs(m), blk.queue[0]!.completeNs));
 }
 
 function submit(m: LoopMachine, blk: BlockBackend, kind: BlockRequestKind, offset: number, bytes: number, buf: Uint8Array | null, mayUnmap: boolean, cb: BlockAioCb, opaque: unknown): BlockAiocb {

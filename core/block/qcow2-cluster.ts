@@ -121,6 +121,14 @@ function clusterContents(s: Qcow2State, hi: number, lo: number): Uint8Array {
  */
 export function qcow2Pread(s: Qcow2State, offset: number, buf: Uint8Array): void {
   qcow2FlushVmstate(s);
+  qcow2PreadL1(s, s.l1, s.l1Size, offset, buf);
+}
+
+/**
+ * Read guest bytes through any L1 table (the active one or a snapshot's), without touching the
+ * active image: how a snapshot's VM state is read before deciding to load it.
+ */
+export function qcow2PreadL1(s: Qcow2State, l1: Uint8Array, l1Size: number, offset: number, buf: Uint8Array): void {
   let runHost = -1;
   let runBuf = 0;
   let runLen = 0;
@@ -134,7 +142,7 @@ export function qcow2Pread(s: Qcow2State, offset: number, buf: Uint8Array): void
     const inCluster = g % s.clusterSize;
     const n = Math.min(buf.length - done, s.clusterSize - inCluster);
     const i = Math.floor(g / l2Span(s));
-    const l2Offset = i < s.l1Size ? entryOffset(l1Hi(s, i), l1Lo(s, i)) : 0;
+    const l2Offset = i < l1Size ? entryOffset(getU32(l1, 8 * i), getU32(l1, 8 * i + 4)) : 0;
     let host = -1;
     if (l2Offset !== 0) {
       const t = l2Load(s, l2Offset);

@@ -11,10 +11,10 @@ import { EFBIG, EINVAL, ENOENT, ENOTSUP, blockFail } from './errno.ts';
 import { QCOW_MAX_L1_SIZE, QCOW_MAX_SNAPSHOTS, getU32 } from './qcow2-format.ts';
 import { type Qcow2Tx, qcow2TxBegin, qcow2TxCommit, txAlloc, txNewRefcount, txRef, txRefRange, txWrite } from './qcow2-commit.ts';
 import {
-  type Qcow2Snapshot, type Qcow2State, compressedRange, entryOffset, entryPut, entryType, l2Load,
+  type Qcow2Snapshot, type Qcow2State, compressedRange, entryOffset, entryPut, entryType, l2Load, qcow2VmStateOffset,
 } from './qcow2-state.ts';
 import { SNAPSHOT_EXTRA_SIZE, qcow2SnapshotTableEncode } from './qcow2-snapshot-table.ts';
-import { qcow2FlushVmstate } from './qcow2-cluster.ts';
+import { qcow2FlushVmstate, qcow2PreadL1 } from './qcow2-cluster.ts';
 
 /** What the block layer passes and gets back. @qemu include/block/snapshot.h QEMUSnapshotInfo */
 export interface QEMUSnapshotInfo {
@@ -246,6 +246,18 @@ export function qcow2SnapshotDelete(s: Qcow2State, id: string | null, name: stri
     s.snapshotsSize = size;
   };
   qcow2TxCommit(s, tx);
+}
+
+/**
+ * Read `buf.length` bytes at `pos` of snapshot `idOrName`'s VM state without going to it: the
+ * active image stays as it is (atomic loadvm reads and checks the state before reverting disks).
+ */
+export function qcow2SnapshotLoadVmstate(s: Qcow2State, idOrName: string, pos: number, buf: Uint8Array): void {
+  qcow2FlushVmstate(s);
+  const idx = qcow2FindSnapshotByIdOrName(s, idOrName);
+  if (idx < 0) blockFail(ENOENT, 'No such file or directory');
+  const sn = s.snapshots[idx]!;
+  qcow2PreadL1(s, readSnapshotL1(s, sn), sn.l1Size, qcow2VmStateOffset(s) + pos, buf);
 }
 
 /** The snapshot list in table order. @qemu qcow2_snapshot_list */

@@ -211,3 +211,18 @@ export function bdrvLoadVmstate(bs: BlockDriverState, pos: number, bytes: number
     return buf;
   });
 }
+
+/**
+ * Read `bytes` at `pos` of the VM state stored with snapshot `idOrName` (id first, then name)
+ * without reverting anything: the active disk and vmstate area stay as they are. Lets loadvm
+ * parse and check the whole stream before it changes the machine. detvm's own addition.
+ */
+export function bdrvSnapshotLoadVmstate(bs: BlockDriverState, idOrName: string, pos: number, bytes: number): BlockResult<Uint8Array> {
+  return blockTry(() => {
+    const n = snapshotNode(bs);
+    if (!n) blockFail(ENOTSUP, strerror(ENOTSUP));
+    const buf = new Uint8Array(bytes);
+    n.drv.snapshots!.loadVmstate(n, idOrName, pos, buf);
+    return buf;
+  });
+}

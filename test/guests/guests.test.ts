@@ -132,7 +132,7 @@ describe.skipIf(!canRebuild)('guest build', () => {
     const out = mkdtempSync(join(tmpdir(), 'detvm-guests-'));
     try {
       execFileSync('bash', [join(GUESTS, 'build.sh'), out], { stdio: 'pipe' });
-      for (const name of ['busyloop.elf', 'demo.elf', 'mixed.elf']) {
+      for (const name of ['busyloop.elf', 'demo.elf', 'mixed.elf', 'disk.elf']) {
         expect(Buffer.compare(readFileSync(join(out, name)), bin(name)), name).toBe(0);
       }
     } finally {

@@ -142,6 +142,19 @@ describe('drain and flush', () => {
     ]);
   });
 
+  it('a completion callback may drain (vm_stop from a callback): later requests still complete in order, on time', () => {
+    const { m, blk } = machineWithDrive();
+    const log: Array<[string, number]> = [];
+    blkAioPreadv(m, blk, 0, new Uint8Array(512), () => {
+      log.push(['a', now(m)]);
+      bdrvDrainAll(m);
+    });
+    blkAioPreadv(m, blk, 0, new Uint8Array(512), () => void log.push(['b', now(m)]));
+    blkAioPreadv(m, blk, 0, new Uint8Array(512), () => void log.push(['c', now(m)]));
+    bdrvDrainAll(m);
+    expect(log).toEqual([['a', 20_488], ['b', 40_976], ['c', 61_464]]);
+  });
+
   it('requests submitted inside a drained section start when it ends', () => {
     const { m, blk } = machineWithDrive();
     bdrvDrainAllBegin(m);

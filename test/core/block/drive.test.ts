@@ -38,7 +38,9 @@ describe('-drive options', () => {
     expect(drive(m, 'file=d.qcow2,if=foo')).toBe("parse: unsupported bus type 'foo'");
     expect(drive(m, 'file=d.qcow2,read-only=maybe')).toBe("parse: Parameter 'read-only' expects 'on' or 'off'");
     expect(drive(m, 'file=d.qcow2,cache=fast')).toBe('parse: invalid cache option');
-    expect(drive(m, 'file=d.qcow2,format=qcow2,foo=1')).toBe("parse: Block format 'qcow2' does not support the option 'foo'");
+    expect(drive(m, 'file=d.qcow2,format=qcow2,foo=1')).toBe("Block format 'qcow2' does not support the option 'foo'");
+    expect(drive(m, 'file=d.qcow2,readonly=on')).toBe("Block format 'qcow2' does not support the option 'readonly'");
+    expect(blockState(m).nodes).toEqual([]);
     expect(drive(m, 'file=d.qcow2,id=9x')).toBe("parse: Parameter 'id' expects an identifier\nIdentifiers consist of letters, digits, '-', '.', '_', starting with a letter.");
     expect(drive(m, 'file=d.qcow2,werror=nope')).toBe("parse: 'nope' invalid write error action");
   });

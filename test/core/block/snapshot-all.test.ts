@@ -8,7 +8,7 @@ import {
   bdrvAllGotoSnapshot, bdrvAllHasSnapshot, bdrvLoadVmstate, bdrvSaveVmstate, bdrvSnapshotFind, bdrvSnapshotList,
   blkPread, blkPwrite, blockSetIo, blockState, driveNew, driveParse, memBlockFileProviderCreate, qcow2Create,
   SNAPSHOT_DUMP_HEADER, bdrvSnapshotDump, sizeToStr, formatDateTime, type QEMUSnapshotInfo, ENOTSUP,
-  hmpInfoSnapshotsText,
+  hmpInfoSnapshotsText, bdrvSnapshotLoadVmstate,
 } from '../../../core/block/index.ts';
 import { loopMachineCreate, type LoopMachine } from '../../../core/loop/index.ts';
 
@@ -66,6 +66,13 @@ describe('snapshots across drives', () => {
     expect(bdrvAllHasSnapshot(m, 'nosuch')).toEqual({ ok: true, value: false });
     // 7.2's bdrv_snapshot_find matches names only: the id does not count.
     expect(bdrvAllHasSnapshot(m, '1')).toEqual({ ok: true, value: false });
+    // The snapshot's VM state can be read before going to it; the active disk is untouched.
+    const early = bdrvSnapshotLoadVmstate(vm.value, 'snap0', 1000, 5000);
+    expect(early.ok && early.value.every((x, i) => x === ((1000 + i) & 0xff))).toBe(true);
+    const still = new Uint8Array(1);
+    blkPread(blks[0]!, 0, still);
+    expect(still[0]).toBe(3);
+    expect(bdrvSnapshotLoadVmstate(vm.value, 'nosuch', 0, 1)).toMatchObject({ ok: false, errno: 2 });
     expect(bdrvAllGotoSnapshot(m, 'snap0').ok).toBe(true);
     const b0 = new Uint8Array(512);
     const b1 = new Uint8Array(512);

@@ -33,12 +33,15 @@ export function loopStep(m: LoopMachine): TraceRecord[] {
     throw new LoopLimitError(`the main loop has exited with status ${m.loop.exitStatus}; nothing more runs`);
   }
   const from = m.trace.seq;
+  const observers = m.loop.stepObservers;
+  for (const o of observers) o.begin(m);
   mainLoopWait(m, false);
   if (m.loop.hooks.shouldExit(m)) {
     if (m.loop.exitStatus === null) m.loop.exitStatus = 0;
   } else {
     m.loop.hooks.vcpuSlice(m);
   }
+  for (const o of observers) o.end(m);
   return traceRecordsSince(m.trace, from);
 }
 

@@ -72,6 +72,17 @@ export interface MainLoopState {
   /** Virtual mode: the poll never sleeps past this simulated time (runFor's end), or null. */
   horizonNs: number | null;
   hooks: LoopHooks;
+  /** Observers of loopStep (drive.ts), called in order around each step; record/replay use them. */
+  stepObservers: LoopStepObserver[];
+}
+
+/**
+ * Told when loopStep begins (before main_loop_wait) and ends (after the vCPU turn, or after the
+ * loop decided to exit). Between an end and the next begin the machine is quiescent.
+ */
+export interface LoopStepObserver {
+  begin: (m: LoopMachine) => void;
+  end: (m: LoopMachine) => void;
 }
 
 /** The part of the kernel's Machine that layer 1 owns. Higher layers extend it. */
@@ -111,6 +122,7 @@ export function qemuInitMainLoop(m: Omit<LoopMachine, 'loop'>): MainLoopState {
     iteration: 0, tlg, aio, iohandler, sources,
     notifyBh: aioBhNew(aio, 'notify_event_cb', () => {}),
     pollState: 'fill', lastTimeoutNs: -1, maxPriority: 0, blocked: false, exitStatus: null, horizonNs: null, hooks: defaultLoopHooks(),
+    stepObservers: [],
   };
   const lm = m as LoopMachine;
   attachAioSource(lm, sources, aio, 'aio-context');

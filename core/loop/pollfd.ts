@@ -60,10 +60,19 @@ export interface FdTable {
   inputHooks: ((input: HostInput) => void)[];
   /** When set (replay), real host inputs are dropped: the log is the only source. */
   ignoreHost: boolean;
+  /** Observers of every input arriving from the host (hostInputArrived), before it is queued. */
+  arriveHooks: ((input: HostInput) => void)[];
+  /** Observers of every input scheduled at a virtual time (hostInputAt), before it is queued. */
+  scheduleHooks: ((atNs: number, input: HostInput) => void)[];
+  /** Observers of every descriptor opened (vfdOpen), once it is in the table. */
+  openHooks: ((fd: VirtualFd) => void)[];
 }
 
 export function fdTableCreate(): FdTable {
-  return { fds: new Map(), nextId: 3, scheduled: [], nextSeq: 0, arrived: [], inputHooks: [], ignoreHost: false };
+  return {
+    fds: new Map(), nextId: 3, scheduled: [], nextSeq: 0, arrived: [], inputHooks: [], ignoreHost: false,
+    arriveHooks: [], scheduleHooks: [], openHooks: [],
+  };
 }
 
 /** Open a descriptor. `write` receives what the kernel writes to it. */
@@ -73,6 +82,7 @@ export function vfdOpen(t: FdTable, name: string, kind: VirtualFd['kind'], write
     closed: false, write, onInboundChange: null, onClose: null,
   };
   t.fds.set(fd.id, fd);
+  for (const h of t.openHooks) h(fd);
   return fd;
 }
 
@@ -144,6 +154,7 @@ function apply(t: FdTable, input: HostInput): void {
 /** Schedule an input at virtual time `atNs` (in-memory peers, tests). */
 export function hostInputAt(t: FdTable, atNs: number, input: HostInput): void {
   assertNs(atNs, 'host input time');
+  for (const h of t.scheduleHooks) h(atNs, input);
   const s: Scheduled = { atNs, seq: t.nextSeq++, input };
   let i = t.scheduled.length;
   while (i > 0 && t.scheduled[i - 1]!.atNs > atNs) i--;
@@ -153,6 +164,15 @@ export function hostInputAt(t: FdTable, atNs: number, input: HostInput): void {
 /** An input arrived from the real host (live mode); it is applied at the next poll. */
 export function hostInputArrived(t: FdTable, input: HostInput): void {
   if (t.ignoreHost) return;
+  for (const h of t.arriveHooks) h(input);
+  t.arrived.push(input);
+}
+
+/**
+ * Queue an input for the next poll as if it had arrived from the host, even when `ignoreHost`
+ * is set: the replay log re-creates host arrivals through here.
+ */
+export function hostInputQueue(t: FdTable, input: HostInput): void {
   t.arrived.push(input);
 }
 

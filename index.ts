@@ -3,7 +3,7 @@
 // in QEMU 7.2's order (softmmu/vl.c): -chardev backends, monitor chardevs, -serial, -mon
 // monitors, machine init with device realize, resume_mux_open, then vm_start unless -S.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { EventEmitter } from 'eventemitter3';
 import {
   type RunLimits, type LoopMachine, type ClockMode, type HostClockSource, type QapiEvent, loopStep, runFor,
@@ -17,19 +17,33 @@ import { type VirtMachine, virtMachineCreate, virtMachineDone } from './core/mac
 import { vmShutdown, qemuSystemExitRequest, qemuSystemKilled } from './core/system/index.ts';
 import type { Chardev, ChrReport } from './core/char/index.ts';
 import { charState, chrReportFormat } from './core/char/index.ts';
-import type { ChardevIo } from './core/host/index.ts';
+import { type ChardevIo, hostBlockFileProviderCreate } from './core/host/index.ts';
+import { type BlockFileProvider, bdrvCloseAll, blockSetIo } from './core/block/index.ts';
+import { jobCancelSyncAll, loadSnapshot, snapshotCompletionTags, snapshotSetUtcOffset } from './core/snapshot/index.ts';
+import { virtDeviceAdd, virtDriveAdd } from './core/virt-virtio.ts';
 import {
   type QemuOptsList, qemuChardevOptsList, qemuChardevOptsParse, qemuChrNewFromOpts, qemuChrNew, chardevSetIo,
   resumeMuxOpen, suspendMuxOpen, qemuOptsParseNoisily, qemuOptGet, qemuOptGetBool, libraryChardevCreate,
-  libraryChardevSend, qemuChrCleanup,
+  libraryChardevSend, qemuChrCleanup, chardevIo,
 } from './chardev/index.ts';
 import {
+  type MigrationFailure, migrationIncomingStartup, migrationLoadVm, migrationSaveVmBytes,
+} from './core/migration/index.ts';
+import {
   type MonitorSet, type MonitorHostHooks, type QmpClient, monitorsCreate, monitorInitHmp, monitorInitQmp,
-  virtMonitorMachine, qmpClientCreate, QmpCommandError,
+  virtMonitorMachine, qmpClientCreate, QmpCommandError, registerSnapshotCommands, snapshotMonitorOps, migrationRegisterCommands, migrationMonitorBindings,
 } from './monitor/index.ts';
+import { type ReplayHandle, replayRegisterCommands, replayHandlePlay, replayHandleRecord } from './monitor/index.ts';
+import {
+  type ReplaySession, type ReplayHeader, ReplayRefusedError, replaySessionRecord, replaySessionPlay, replaySessionClock,
+  replaySessionAttach, replaySessionHostCall, replayImageHash, replayRecordReady, replayRecordFinish,
+  replayRecordChrSend, replayRecordSignal, replayDebuggerCreate,
+} from './core/replay/index.ts';
+import { strerror, errnoCode } from './core/host/index.ts';
+import { DEFAULT_HOST_BASE_SEC } from './core/loop/index.ts';
 
-export type { RunLimits, TraceRecord, TraceLevel };
-export { QmpCommandError };
+export type { RunLimits, TraceRecord, TraceLevel, ReplayHandle, ReplayHeader };
+export { QmpCommandError, ReplayRefusedError };
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string };
 /** detvm's version (package.json). */
@@ -95,6 +109,55 @@ export interface MachineConfig {
   report?: (line: string) => void;
   /** Host hooks for the monitor (stdout/stderr, directory listing for completion). */
   monitorHost?: MonitorHostHooks;
+  /** -icount rr=record,rrfile=F: log every input from outside the configuration (core/replay). */
+  record?: RecordConfig;
+  /** -icount rr=replay,rrfile=F: replay a log; the configuration must be the recorded one. */
+  replay?: ReplayConfig;
+  /** -incoming URI|defer: wait (in inmigrate) for an incoming migration instead of starting. */
+  incoming?: string;
+  /** -drive options ("if=none,file=d.qcow2,format=qcow2,id=d0,node-name=disk0"), in order. */
+  drives?: string[];
+  /** -device options; detvm has virtio-blk-device ("virtio-blk-device,drive=d0"). */
+  devices?: string[];
+  /** -loadvm TAG: load this snapshot before the VM starts. */
+  loadvm?: string;
+  /** How drives reach image files (default: the host file system; tests pass an in-memory one). */
+  blockFiles?: BlockFileProvider;
+  /** The host's local time, seconds east of UTC (snapshot names and dates; default 0 = UTC). */
+  utcOffsetSec?: number;
+}
+
+/** A failed vm.save() or vm.load(): QEMU's messages, oldest first, and its negative errno. */
+export class MigrationError extends Error {
+  override name = 'MigrationError';
+  constructor(readonly failure: MigrationFailure) {
+    super(failure.messages.join('\n'));
+  }
+}
+
+/** Recording options (-icount rr=record). */
+export interface RecordConfig {
+  /** The log file, written as the run goes; omitted: the log is kept in memory (vm.replay.log()). */
+  file?: string;
+  /** The name info replay shows (default: `file`, else "memory"). */
+  name?: string;
+  /** -icount rrsnapshot=NAME: kept in the header (a detvm log starts at machine creation). */
+  snapshot?: string;
+}
+
+/** Replay options (-icount rr=replay). */
+export interface ReplayConfig {
+  /** The log: its bytes, or a file name. */
+  log: Uint8Array | string;
+  /** The name info replay shows (default: the file name, else "memory"). */
+  name?: string;
+  /** Replay a log another detvm version wrote (exactness is then not promised). */
+  allowOtherVersion?: boolean;
+  /** Automatic snapshots: at least every this many instructions (default 20M) or iterations (2000). */
+  snapshotIntervalInsns?: number;
+  snapshotIntervalIterations?: number;
+  /** Memory the automatic snapshots may use (default 256 MiB). */
+  snapshotBudgetBytes?: number;
 }
 
 /** An error in the configuration, with QEMU's text where QEMU has one. */
@@ -156,6 +219,24 @@ export interface DetvmMachine {
   qmp(command: string, args?: Record<string, unknown>): unknown;
   /** Exit status once the main loop has ended (quit, guest power-off), else null. */
   exitStatus(): number | null;
+  /**
+   * The whole VM as a QEMU 7.2 migration stream, saved as savevm does (a running VM is stopped
+   * for the save and resumed). Throws MigrationError (e.g. during a migration).
+   */
+  save(): Uint8Array;
+  /**
+   * Load a stream made by save() (or by a migration to a file) into this machine, atomically:
+   * an invalid stream changes nothing and throws MigrationError with QEMU's messages (the VM then
+   * stays in restore-vm, as after a failed loadvm). A running VM keeps running.
+   */
+  load(bytes: Uint8Array): void;
+  /** Record/replay of this machine (config.record / config.replay), else null. */
+  readonly replay: ReplayHandle | null;
+  /**
+   * A host signal (SIGINT 2, SIGHUP 1, SIGTERM 15) ends the VM as QEMU's termsig handler does
+   * (qemu_system_killed); a recording logs it. `pid` 0: from the terminal.
+   */
+  signal(signal: number, pid?: number): void;
   /**
    * Tear down as QEMU does after its main loop (qemu_cleanup): stop the VM without a STOP event,
    * then close every chardev (clients see their connections close). Idempotent.
@@ -251,6 +332,139 @@ function attachMonitor(mons: MonitorSet, chr: Chardev, mode: 'readline' | 'contr
 }
 
 /**
+ * Drives (-drive), devices (-device), the snapshot commands and -loadvm, in QEMU's order
+ * (configure_blockdev, qemu_create_cli_devices, then load_snapshot before the VM starts).
+ */
+function setupBlockDevices(m: VirtMachine, cfg: MachineConfig, mons: MonitorSet, say: (line: string) => void): void {
+  blockSetIo(m, cfg.blockFiles ?? hostBlockFileProviderCreate());
+  snapshotSetUtcOffset(m, cfg.utcOffsetSec ?? 0);
+  for (const spec of cfg.drives ?? []) {
+    const r = virtDriveAdd(m, spec);
+    if (!r.ok) throw new ConfigError(`-drive ${spec}: ${r.error}`);
+    for (const w of r.warnings) say(w);
+  }
+  for (const spec of cfg.devices ?? []) {
+    const err = virtDeviceAdd(m, spec);
+    if (err !== null) throw new ConfigError(`-device ${spec}: ${err}`);
+  }
+  registerSnapshotCommands(mons, snapshotMonitorOps(m));
+  if (cfg.loadvm === undefined) return;
+  const r = loadSnapshot(m, cfg.loadvm);
+  for (const line of r.reports) say(`detvm: ${line}`);
+  if (!r.ok) throw new ConfigError(r.error);
+}
+
+/** The configuration a log records: what decides the run, without host hooks or trace options. */
+function replayConfigOf(config: MachineConfig, ramBytes: number, mode: ClockMode): Record<string, unknown> {
+  return {
+    smp: config.smp ?? 1, memory: ramBytes, serial: config.serial === undefined ? 'capture' : config.serial,
+    chardevs: config.chardevs ?? [], monitors: config.monitors ?? [], qmp: config.qmp ?? [], qmpPretty: config.qmpPretty ?? [],
+    mons: config.mons ?? [], startPaused: config.startPaused ?? false, noShutdown: config.noShutdown ?? false,
+    rebootShutdown: config.rebootShutdown ?? false, name: config.name ?? null, icountShift: config.icountShift ?? 0,
+    seed: config.seed ?? 0, clock: mode, rtcBaseSec: mode === 'virtual' ? config.rtcBaseSec ?? null : null,
+    incoming: config.incoming ?? null, drives: config.drives ?? [], devices: config.devices ?? [], loadvm: config.loadvm ?? null,
+  };
+}
+
+/** A MachineConfig that replays `header`'s log (detvm replay FILE). `kernel` overrides the image path. */
+export function machineConfigFromLog(header: ReplayHeader, log: Uint8Array | string, kernel?: string): MachineConfig {
+  const c = header.config as Record<string, never>;
+  const cfg: MachineConfig = { ...(c as MachineConfig), memory: c['memory'], clock: header.mode, replay: { log } };
+  for (const k of ['name', 'rtcBaseSec', 'incoming', 'loadvm'] as const) if (cfg[k] === null) delete cfg[k];
+  const image = kernel ?? header.image?.name;
+  if (image !== undefined) cfg.kernel = image;
+  cfg.trace = header.traceLevel as TraceLevel;
+  return cfg;
+}
+
+function readLog(file: string): Uint8Array {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new ConfigError(`Replay: open ${file}: ${strerror(errnoCode(e))}`);
+  }
+}
+
+/** Start recording or open the log to replay, per config.record / config.replay. */
+function replaySessionOf(
+  config: MachineConfig, ramBytes: number, mode: ClockMode, kernel: { name: string; bytes: Uint8Array } | null,
+): ReplaySession | null {
+  const canonical = replayConfigOf(config, ramBytes, mode);
+  const imageHash = kernel ? replayImageHash(kernel.bytes) : null;
+  if (config.replay) {
+    const r = config.replay;
+    const bytes = typeof r.log === 'string' ? readLog(r.log) : r.log;
+    const name = r.name ?? (typeof r.log === 'string' ? r.log : 'memory');
+    return replaySessionPlay(bytes, name, {
+      detvm: DETVM_VERSION, allowOtherVersion: r.allowOtherVersion ?? false, config: canonical, imageHash,
+    });
+  }
+  if (!config.record) return null;
+  const file = config.record.file;
+  let sink: ((chunk: Uint8Array) => void) | null = null;
+  let close: (() => void) | null = null;
+  if (file !== undefined) {
+    let fd: number;
+    try {
+      fd = openSync(file, 'w');
+    } catch (e) {
+      throw new ConfigError(`Replay: open ${file}: ${strerror(errnoCode(e))}`);
+    }
+    sink = (chunk) => void writeSync(fd, chunk);
+    close = () => closeSync(fd);
+  }
+  return replaySessionRecord({
+    detvm: DETVM_VERSION, mode, config: canonical,
+    image: kernel && imageHash ? { name: kernel.name, bytes: kernel.bytes.length, hash: imageHash } : null,
+    seed: config.seed ?? 0, hostBaseSec: mode === 'live' ? config.host!.clock.baseSec : config.rtcBaseSec ?? DEFAULT_HOST_BASE_SEC,
+    maxSliceInsns: mode === 'live' ? LIVE_MAX_SLICE_INSNS : null, icountShift: config.icountShift ?? 0,
+    smp: config.smp ?? 1, traceLevel: config.trace ?? 0, filename: config.record.name ?? file ?? 'memory',
+    rrsnapshot: config.record.snapshot ?? null, checkpointEvery: 32,
+  }, sink, close);
+}
+
+/** Directory listings (HMP file-name completion) are host input too. */
+function replayMonitorHost(rr: ReplaySession, host: MonitorHostHooks | undefined): MonitorHostHooks {
+  const list = host?.listDirectory;
+  return {
+    ...host,
+    listDirectory: (dir) => replaySessionHostCall(rr, 'listDirectory', [dir], () => (list ? list(dir) : null)),
+  };
+}
+
+/** The record/replay handle, once the machine is created. */
+function replayHandleOf(rr: ReplaySession | null, m: VirtMachine, mons: MonitorSet, cfg: ReplayConfig | undefined): ReplayHandle | null {
+  if (rr === null) return null;
+  if (rr.kind === 'record') {
+    replayRecordReady(rr.rec);
+    return replayHandleRecord(rr.rec, m);
+  }
+  rr.p.hooks.chrSend = (label, data) => {
+    const chr = charState(m).chardevs.get(label);
+    if (chr) libraryChardevSend(chr, data);
+  };
+  const d = replayDebuggerCreate(rr.p, m, {
+    roots: [mons], intervalInsns: cfg?.snapshotIntervalInsns, intervalIterations: cfg?.snapshotIntervalIterations,
+    budgetBytes: cfg?.snapshotBudgetBytes,
+  });
+  return replayHandlePlay(d, mons, () => charState(m).io);
+}
+
+/** The machine, unless it replays (a replay runs by its log: vm.replay.run()). */
+function notReplaying(rr: ReplaySession | null, m: VirtMachine): VirtMachine {
+  if (rr?.kind === 'play') throw new Error('a replaying machine runs by its log: use vm.replay.step(), run() or seek()');
+  return m;
+}
+
+/** The library QMP client, which a recording cannot use: its input would bypass the log. */
+function libraryClient(rr: ReplaySession | null, chan: () => QmpClient): QmpClient {
+  if (rr?.kind === 'record') {
+    throw new Error('vm.qmp() and vm.hmp() are not recorded; while recording, drive the machine through its chardevs (a -qmp or -monitor socket, the console)');
+  }
+  return chan();
+}
+
+/**
  * Create a virt machine from `config`. Virtual mode (the default) runs in simulated time with
  * in-memory sockets and terminal; live mode needs `config.host`.
  * @throws ConfigError for bad options (QEMU's texts), Error for a kernel that does not load.
@@ -260,7 +474,10 @@ export function createMachine(config: MachineConfig = {}): DetvmMachine {
   if (typeof ramBytes === 'string') throw new ConfigError(ramBytes);
   const level = config.trace ?? 0;
   const mode = config.clock ?? 'virtual';
-  if (mode === 'live' && !config.host) throw new ConfigError('live mode needs host clocks and I/O (config.host)');
+  const kernel = loadKernelBytes(config.kernel);
+  const rr = replaySessionOf(config, ramBytes, mode, kernel);
+  if (mode === 'live' && !config.host && rr?.kind !== 'play') throw new ConfigError('live mode needs host clocks and I/O (config.host)');
+  const monitorHost = rr ? replayMonitorHost(rr, config.monitorHost) : config.monitorHost;
   const reports: string[] = [];
   const say = config.report ?? ((line: string) => void reports.push(line));
   const events = new EventEmitter<MachineEvents>();
@@ -274,18 +491,21 @@ export function createMachine(config: MachineConfig = {}): DetvmMachine {
     clock: {
       mode,
       ...(config.rtcBaseSec !== undefined ? { hostBaseSec: config.rtcBaseSec } : {}),
-      ...(mode === 'live' ? { host: config.host!.clock } : {}),
+      ...(mode === 'live' ? { host: rr ? replaySessionClock(rr, config.host?.clock ?? null)! : config.host!.clock } : {}),
     },
     smp: config.smp ?? 1,
     ramBytes,
-    kernel: loadKernelBytes(config.kernel),
+    kernel,
     icountShift: config.icountShift ?? 0,
     autostart: !config.startPaused,
     shutdownAction: config.noShutdown ? 'pause' : 'poweroff',
     rebootAction: config.rebootShutdown ? 'shutdown' : 'reset',
     name: config.name ?? null,
     serialFactory: (vm) => {
-      if (mode === 'live') chardevSetIo(vm, config.host!.io(vm));
+      // Record/replay attaches before any chardev exists: every host call is logged or answered.
+      const rrIo = rr ? replaySessionAttach(rr, vm, mode === 'live' && config.host ? config.host.io(vm) : null, () => chardevIo(vm)) : null;
+      if (rrIo) chardevSetIo(vm, rrIo);
+      else if (mode === 'live') chardevSetIo(vm, config.host!.io(vm));
       const cs = charState(vm);
       cs.reportSink = (r) => say(chrReportFormat(r, 'detvm', null));
       vm.sys.report = (msg) => say(`detvm: ${msg}`);
@@ -293,7 +513,8 @@ export function createMachine(config: MachineConfig = {}): DetvmMachine {
       cs.hooks.muxExit = () => qemuSystemExitRequest(vm, 0);
       // ^C / ^\ on a stdio chardev with signal=on: terminate as on SIGINT / SIGQUIT.
       cs.hooks.stdioSignal = (sig) => qemuSystemKilled(vm, sig === 'SIGINT' ? 2 : 3, 0);
-      mons = monitorsCreate(vm, virtMonitorMachine(vm, DETVM_PACKAGE, config.monitorHost));
+      mons = monitorsCreate(vm, virtMonitorMachine(vm, DETVM_PACKAGE,
+        { snapshotTags: () => snapshotCompletionTags(vm), ...monitorHost }));
       suspendMuxOpen(vm);
       serialChr = setupChardevs(vm, config, mons, (r) => say(chrReportFormat(r, 'detvm', null)));
       if (config.serial === undefined || config.serial === 'capture') {
@@ -307,13 +528,24 @@ export function createMachine(config: MachineConfig = {}): DetvmMachine {
     },
   });
   const monitors = mons as unknown as MonitorSet;
+  replayRegisterCommands(monitors);
   // Live mode: a vCPU turn must end every few milliseconds so host I/O stays responsive.
   if (mode === 'live') m.sys.maxSliceInsns = LIVE_MAX_SLICE_INSNS;
   resumeMuxOpen(m);
   notifierListAdd(m.qapiEvents, (e: QapiEvent) => {
     events.emit('event', { ...e, timestamp: hostWallClock(m.clocks) });
   });
-  virtMachineDone(m);
+  m.migration.io = () => chardevIo(m);
+  setupBlockDevices(m, config, monitors, say);
+  migrationRegisterCommands(monitors, migrationMonitorBindings(m));
+  if (config.incoming !== undefined) {
+    const err = migrationIncomingStartup(m, config.incoming);
+    if (err !== null) throw new ConfigError(`-incoming ${config.incoming}: ${err}`);
+  } else {
+    virtMachineDone(m);
+  }
+  const replay = replayHandleOf(rr, m, monitors, config.replay);
+
 
   let closed = false;
   let client: QmpClient | null = null;
@@ -336,23 +568,45 @@ export function createMachine(config: MachineConfig = {}): DetvmMachine {
       text: () => consoleText,
       input: (t) => {
         if (!capture) throw new Error('the serial port is not a capture chardev (config.serial)');
-        libraryChardevSend(capture, typeof t === 'string' ? Buffer.from(t, 'latin1') : t);
+        const bytes = typeof t === 'string' ? Buffer.from(t, 'latin1') : t;
+        if (rr?.kind === 'play') throw new Error('a replaying machine takes its input from the log');
+        if (rr?.kind === 'record') replayRecordChrSend(rr.rec, capture.label, bytes);
+        libraryChardevSend(capture, bytes);
       },
     },
-    step: () => loopStep(m),
-    runFor: (ns, limits) => runFor(m, ns, limits),
-    runUntil: (pred, limits) => runUntil(m, pred, limits),
+    step: () => (rr?.kind === 'play' ? replay!.step().records : loopStep(m)),
+    runFor: (ns, limits) => runFor(notReplaying(rr, m), ns, limits),
+    runUntil: (pred, limits) => runUntil(notReplaying(rr, m), pred, limits),
     run: runOpts,
     hmp: (line) => {
-      const r = qmpChan().command('human-monitor-command', { 'command-line': line });
+      if (rr?.kind === 'play') return replay!.hmp(line);
+      const r = libraryClient(rr, qmpChan).command('human-monitor-command', { 'command-line': line });
       return typeof r === 'string' ? r : '';
     },
-    qmp: (command, args) => qmpChan().command(command, args),
+    qmp: (command, args) => (rr?.kind === 'play' ? replay!.qmp(command, args) : libraryClient(rr, qmpChan).command(command, args)),
+    replay,
+    signal: (sig, pid = 0) => {
+      if (rr?.kind === 'play') throw new Error('a replaying machine takes its signals from the log');
+      if (rr?.kind === 'record') replayRecordSignal(rr.rec, sig, pid);
+      qemuSystemKilled(m, sig, pid);
+    },
     exitStatus: () => m.loop.exitStatus,
+    save: () => {
+      const r = migrationSaveVmBytes(m);
+      if (r instanceof Uint8Array) return r;
+      throw new MigrationError(r);
+    },
+    load: (bytes) => {
+      const failure = migrationLoadVm(m, bytes);
+      if (failure !== null) throw new MigrationError(failure);
+    },
     close: () => {
       if (closed) return;
       closed = true;
+      if (rr?.kind === 'record') replayRecordFinish(rr.rec, 'the machine was closed');
       vmShutdown(m);
+      jobCancelSyncAll(m);
+      bdrvCloseAll(m);
       qemuChrCleanup(m);
     },
     trace: {

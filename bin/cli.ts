@@ -34,21 +34,36 @@ function parseSmp(v: string): number | string {
   return Number(n);
 }
 
-function parseIcount(v: string): number | string {
-  let shift = 0;
+/**
+ * -icount [shift=N][,align=..][,sleep=..][,rr=record|replay,rrfile=F[,rrsnapshot=S]], with
+ * QEMU's texts. @qemu softmmu/icount.c icount_configure, replay/replay.c replay_configure
+ */
+function parseIcount(v: string, cfg: MachineConfig): string | null {
+  let rr: string | null = null;
+  let rrfile: string | null = null;
+  let rrsnapshot: string | null = null;
   for (const part of v.split(',')) {
     const [k, val = ''] = part.includes('=') ? part.split('=', 2) as [string, string] : ['shift', part];
     if (k === 'shift') {
       if (val === 'auto') return 'icount: shift=auto is not supported by detvm (a fixed shift keeps runs repeatable)';
       if (!/^\d+$/.test(val) || Number(val) > 10) return 'icount: Invalid shift value';
-      shift = Number(val);
-    } else if (k === 'align' || k === 'sleep' || k === 'rr' || k === 'rrfile' || k === 'rrsnapshot') {
-      if (k === 'rr') return 'icount: rr=record|replay is not available yet in this detvm';
-    } else {
+      cfg.icountShift = Number(val);
+    } else if (k === 'rr') {
+      rr = val;
+    } else if (k === 'rrfile') {
+      rrfile = val;
+    } else if (k === 'rrsnapshot') {
+      rrsnapshot = val;
+    } else if (k !== 'align' && k !== 'sleep') {
       return `Invalid parameter '${k}'`;
     }
   }
-  return shift;
+  if (rr === null) return null;
+  if (rr !== 'record' && rr !== 'replay') return `Invalid icount rr option: ${rr}`;
+  if (rrfile === null || rrfile === '') return 'File name not specified for replay';
+  if (rr === 'record') cfg.record = { file: rrfile, ...(rrsnapshot !== null ? { snapshot: rrsnapshot } : {}) };
+  else cfg.replay = { log: rrfile };
+  return null;
 }
 
 function parseAction(v: string, cfg: MachineConfig): string | null {
@@ -134,9 +149,8 @@ export function parseCommandLine(argv: readonly string[]): CliAction {
       case 'display': display = v.split(',')[0]!; break;
       case 'name': cfg.name = v.startsWith('guest=') ? v.slice(6).split(',')[0]! : v.split(',')[0]!; break;
       case 'icount': {
-        const s = parseIcount(v);
-        if (typeof s === 'string') return err(s);
-        cfg.icountShift = s;
+        const e = parseIcount(v, cfg);
+        if (e) return err(e);
         break;
       }
       case 'action': {
@@ -171,8 +185,10 @@ export function parseCommandLine(argv: readonly string[]): CliAction {
         traceFormat = v;
         break;
       case 'echr': break;
-      case 'incoming': case 'drive': case 'loadvm': case 'device':
-        return err(`${word}: not available yet in this detvm`);
+      case 'incoming': cfg.incoming = v; break;
+      case 'drive': (cfg.drives ??= []).push(v); break;
+      case 'device': (cfg.devices ??= []).push(v); break;
+      case 'loadvm': cfg.loadvm = v; break;
     }
   }
   if (display !== null && display !== 'none') return err(`Display '${display}' is not available`);
@@ -212,9 +228,17 @@ Standard options:
 -qmp DEV                 a QMP monitor on DEV; -qmp-pretty for pretty-printed JSON
 -mon chardev=ID[,mode=readline|control][,pretty=on|off]
 -S                       do not start the CPUs (cont starts them)
+-drive OPTS              a drive: if=none,file=F,format=qcow2|raw,id=ID[,node-name=N][,read-only=on]
+-device virtio-blk-device,drive=ID[,id=NAME][,serial=S]
+                         a virtio-blk disk on the next free virtio-mmio transport
+-loadvm TAG              start from snapshot TAG (of the qcow2 drives)
+-incoming URI|defer      wait for an incoming migration (tcp:HOST:PORT, unix:PATH, file:PATH)
 -no-shutdown             stop instead of exiting on shutdown (-action shutdown=pause)
 -action shutdown=pause|poweroff,reboot=reset|shutdown
 -icount shift=N          N: each instruction is 2^N ns of guest time (default 0)
+-icount shift=N,rr=record|replay,rrfile=FILE
+                         record every input of the run to FILE, or replay FILE (detvm replay FILE
+                         steps through a recording)
 -rtc base=DATE           wall-clock time at start (virtual clock mode)
 
 detvm options:

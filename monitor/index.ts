@@ -25,3 +25,12 @@ export { qmpClientCreate, QmpCommandError } from './qmp-client.ts';
 export type { QmpClient } from './qmp-client.ts';
 export { virtMonitorMachine } from './virt-bindings.ts';
 export type { MonitorHostHooks } from './virt-bindings.ts';
+export { migrationRegisterCommands, hmpInfoMigrateText, migrationInfoQObject } from './migration-cmds.ts';
+export type { MonitorMigration } from './migration-cmds.ts';
+export { migrationMonitorBindings } from './migration-bindings.ts';
+export { registerSnapshotCommands, snapshotMonitorOps } from './snapshot-cmds.ts';
+export type { MonitorSnapshotOps } from './snapshot-cmds.ts';
+export {
+  replayRegisterCommands, replayHandlePlay, replayHandleRecord, replayDebugHmp, replayDebugQmp, qmpQueryReplay,
+} from './replay-cmds.ts';
+export type { ReplayHandle, ReplayStatus } from './replay-cmds.ts';

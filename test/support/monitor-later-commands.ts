@@ -1,36 +1,64 @@
-// Stand-ins for commands that later issues (snapshots, migration) add to the monitor tables,
-// with QEMU 7.2's args_type, params and help, and the behaviour of a machine without a
-// snapshot-capable disk. They exist so transcripts that use these names can be replayed now; the
-// real handlers come with their issues and register the same way (hmpRegisterCommands).
+// The snapshot and migration commands on the fake machine of the monitor tests: the real
+// command tables (monitor/snapshot-cmds.ts, monitor/migration-cmds.ts) over fake operations that
+// behave as a machine without a snapshot-capable disk and without migration (nothing migrates:
+// it refuses to start and reports no migration), so transcripts using these names replay.
 
 import {
-  type MonitorSet, errorReport, hmpRegisterCommands, monitorPrintf, qmpFail, qmpRegisterCommands, T_STR,
-  snapshotTagCompletion,
+  type MonitorMigration, type MonitorSet, type MonitorSnapshotOps, migrationRegisterCommands, registerSnapshotCommands,
 } from '../../monitor/index.ts';
+import type { SnapshotResult } from '../../core/snapshot/index.ts';
+import {
+  HMP_PARAMETER_ORDER, MIGRATION_CAPABILITIES, MIGRATION_PARAMETERS, migrationConfigCreate,
+  migrationParamLine, migrationParamsQuery,
+} from '../../core/migration/index.ts';
+
+/** A fake machine's migration: settings can be read, nothing can be started. */
+export function fakeMigration(): MonitorMigration {
+  const config = migrationConfigCreate();
+  const refuse = 'the fake test machine cannot migrate';
+  return {
+    migrate: () => refuse,
+    migrateIncoming: () => "'-incoming' was not specified on the command line",
+    migrateCancel: () => {},
+    queryMigrate: () => ({}),
+    capabilities: () => MIGRATION_CAPABILITIES.map((c): [string, boolean] => [c, config.caps[c]]),
+    setCapabilities: () => refuse,
+    parameters: () => migrationParamsQuery(config),
+    setParameters: () => refuse,
+    parameterLine: migrationParamLine,
+    hmpParameterOrder: HMP_PARAMETER_ORDER,
+    parameterNames: MIGRATION_PARAMETERS.map((p) => p.name),
+  };
+}
 
 const NO_VMSTATE = 'no block device can store vmstate for snapshot';
 
+/**
+ * The real snapshot commands over a fake machine without a disk that can hold a VM state: every
+ * savevm, loadvm and `info snapshots` fails as QEMU 7.2's does on such a machine (loadvm stops
+ * the VM first, as hmp_loadvm does), delvm succeeds silently; there are no jobs.
+ */
+export function disklessSnapshotOps(mons: MonitorSet): MonitorSnapshotOps {
+  const fail = (): SnapshotResult => ({ ok: false, error: NO_VMSTATE, reports: [] });
+  const noJobs = (): string => 'the fake test machine runs no snapshot jobs';
+  return {
+    savevm: fail,
+    loadvm: () => {
+      mons.machine.vmStop('restore-vm');
+      return fail();
+    },
+    delvm: () => ({ ok: true, reports: [] }),
+    infoSnapshots: () => ({ ok: false, error: NO_VMSTATE }),
+    snapshotSave: noJobs,
+    snapshotLoad: noJobs,
+    snapshotDelete: noJobs,
+    queryJobs: () => [],
+    jobDismiss: () => 'Job not found',
+  };
+}
+
+/** The snapshot commands (diskless) and the migration commands, on a fake machine's monitors. */
 export function registerLaterCommandStandIns(mons: MonitorSet): void {
-  hmpRegisterCommands(mons, 'main', [
-    { name: 'savevm', argsType: 'name:s?', params: 'tag',
-      help: 'save a VM snapshot. If no tag is provided, a new snapshot is created',
-      cmd: (ms) => errorReport(ms, `Error: ${NO_VMSTATE}`) },
-    { name: 'loadvm', argsType: 'name:s', params: 'tag', help: 'restore a VM snapshot from its tag',
-      commandCompletion: snapshotTagCompletion, cmd: (ms) => errorReport(ms, `Error: ${NO_VMSTATE}`) },
-    { name: 'delvm', argsType: 'name:s', params: 'tag', help: 'delete a VM snapshot from its tag',
-      commandCompletion: snapshotTagCompletion, cmd: () => {} },
-    { name: 'migrate', argsType: 'detach:-d,blk:-b,inc:-i,resume:-r,uri:s', params: '[-d] [-b] [-i] [-r] uri',
-      help: 'migrate to URI (using -d to not wait for completion)\n\t\t\t -b for migration without shared storage with'
-        + ' full copy of disk\n\t\t\t -i for migration without shared storage with incremental copy of disk (base'
-        + ' image shared between src and destination)\n\t\t\t -r to resume a paused migration',
-      cmd: (ms) => errorReport(ms, 'Error: migration is not implemented by this stand-in') },
-  ]);
-  hmpRegisterCommands(mons, 'info', [
-    { name: 'snapshots', argsType: '', params: '', help: 'show the currently saved VM snapshots',
-      cmd: (ms, mon) => void monitorPrintf(ms, mon, `${NO_VMSTATE}\n`) },
-  ]);
-  qmpRegisterCommands(mons, [
-    { name: 'migrate-recover', args: [{ name: 'uri', type: T_STR }], allowOob: true,
-      fn: () => qmpFail('Migrate recover can only be run when postcopy is paused.') },
-  ]);
+  registerSnapshotCommands(mons, disklessSnapshotOps(mons));
+  migrationRegisterCommands(mons, fakeMigration());
 }

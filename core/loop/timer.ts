@@ -1,13 +1,15 @@
 // Timer lists with QEMU's semantics (util/qemu-timer.c): one list per clock type in a group,
-// timer_mod / timer_mod_anticipate / timer_del, deadlines, and run_timers. Each list is a
-// min-heap (4-ary) ordered by (expireNs, seq), where seq is a per-machine counter taken at every arming,
-// so equal deadlines fire FIFO in arming order (QEMU inserts after all timers with expire <= new).
-// Deletion is lazy: re-arming or deleting a timer leaves its old heap entry behind, recognised
-// as stale because the entry's seq is no longer the timer's; stale heads are dropped when seen
-// and the heap is rebuilt when stale entries outnumber live ones. Sifting then touches only the
-// heap's own arrays, never the timer objects (this is what makes 100,000 timers cheap).
-// Invariants: a timer is pending iff expireNs >= 0, and then exactly one entry has its seq;
-// `live` counts pending timers.
+// timer_mod / timer_mod_anticipate / timer_del, deadlines, and run_timers. QEMU keeps each list
+// sorted by (expire, arming order): a timer armed at a deadline others already have goes after
+// them. detvm keeps the same order in buckets, one per distinct deadline, each a FIFO of armings
+// in order, and a 4-ary min-heap of the buckets by deadline (as Node.js groups its timers into
+// lists, and timer wheels do): timers that share a deadline cost one heap entry between them, and
+// the heap never compares arming order. A per-machine counter (`seq`) numbers every arming.
+// Deletion is lazy: re-arming or deleting a timer leaves its old bucket entry behind, stale
+// because the entry's seq is no longer the timer's; stale entries are skipped when they reach the
+// front, and everything is rebuilt when stale entries outnumber live ones.
+// Invariants: a timer is pending iff expireNs >= 0, and then exactly one bucket entry (in the
+// bucket of expireNs) has its seq; `live` counts pending timers, `entries` unconsumed entries.
 
 import { assert, assertNs } from '../util/index.ts';
 import {
@@ -35,7 +37,7 @@ export interface QEMUTimer {
   cb: TimerCb;
   opaque: unknown;
   list: TimerList;
-  /** Sequence number of the current arming (identifies its heap entry); -1 when not pending. */
+  /** Sequence number of the current arming (identifies its bucket entry); -1 when not pending. */
   seq: number;
 }
 
@@ -43,14 +45,26 @@ export interface SeqCounter {
   n: number;
 }
 
+/** The armings at one deadline, oldest first; entries before `head` are consumed. */
+interface Bucket {
+  key: number;
+  timers: QEMUTimer[];
+  /** seqs[i] is the seq timers[i] had when armed; stale once the timer's seq differs. */
+  seqs: number[];
+  head: number;
+}
+
 /** @qemu util/qemu-timer.c QEMUTimerList */
 export interface TimerList {
   type: ClockType;
   clocks: ClocksState;
-  /** Heap entries: items[i] armed at (ks[2i] ns, seq ks[2i+1]); stale when that seq is no longer items[i].seq. */
-  items: QEMUTimer[];
-  ks: Float64Array;
-  size: number;
+  /** Min-heap of buckets by deadline; keys[i] is heap[i].key (distinct keys). */
+  heap: Bucket[];
+  keys: Float64Array;
+  /** The bucket of each deadline in the heap. */
+  byKey: Map<number, Bucket>;
+  /** Unconsumed bucket entries, stale ones included. */
+  entries: number;
   /** Pending timers (entries that are not stale). */
   live: number;
   seq: SeqCounter;
@@ -74,7 +88,7 @@ const STALE_REBUILD_MIN = 64;
 
 export function timerListGroupCreate(clocks: ClocksState, seq: SeqCounter, notify: (type: ClockType) => void): TimerListGroup {
   const mk = (type: ClockType): TimerList => ({
-    type, clocks, items: [], ks: new Float64Array(2 * HEAP_INITIAL), size: 0, live: 0,
+    type, clocks, heap: [], keys: new Float64Array(HEAP_INITIAL), byKey: new Map(), entries: 0, live: 0,
     seq, notify,
   });
   return { lists: [mk(0), mk(1), mk(2), mk(3)] };
@@ -86,127 +100,139 @@ export function timerNew(group: TimerListGroup, type: ClockType, scale: number, 
   return { name, expireNs: -1, scale, attributes, cb, opaque, list: group.lists[type], seq: -1 };
 }
 
-// The heap is 4-ary with each entry's (key, seq) pair interleaved in one Float64Array, so a
-// node's four children share a cache line: a pop from 100,000 timers touches ~9 lines, not ~50.
+// The heap is 4-ary over a Float64Array of keys, so a node's four children share a cache line.
 
 function siftUp(tl: TimerList, i: number): void {
-  const items = tl.items;
-  const ks = tl.ks;
-  const t = items[i]!;
-  const key = ks[2 * i]!;
-  const sq = ks[2 * i + 1]!;
+  const heap = tl.heap;
+  const keys = tl.keys;
+  const b = heap[i]!;
+  const key = keys[i]!;
   while (i > 0) {
     const p = (i - 1) >> 2;
-    const pk = ks[2 * p]!;
-    const ps = ks[2 * p + 1]!;
-    // Stop unless (key, sq) is strictly before the parent: seq is unique, so the order is total.
-    if (key > pk || (key === pk && sq > ps)) break;
-    items[i] = items[p]!;
-    ks[2 * i] = pk;
-    ks[2 * i + 1] = ps;
+    const pk = keys[p]!;
+    if (key > pk) break; // keys are distinct
+    heap[i] = heap[p]!;
+    keys[i] = pk;
     i = p;
   }
-  items[i] = t;
-  ks[2 * i] = key;
-  ks[2 * i + 1] = sq;
+  heap[i] = b;
+  keys[i] = key;
 }
 
 function siftDown(tl: TimerList, i: number): void {
-  const items = tl.items;
-  const ks = tl.ks;
-  const n = tl.size;
-  const t = items[i]!;
-  const key = ks[2 * i]!;
-  const sq = ks[2 * i + 1]!;
+  const heap = tl.heap;
+  const keys = tl.keys;
+  const n = heap.length;
+  const b = heap[i]!;
+  const key = keys[i]!;
   for (;;) {
     const first = 4 * i + 1;
     if (first >= n) break;
     let c = first;
-    let ck = ks[2 * first]!;
-    let cs = ks[2 * first + 1]!;
+    let ck = keys[first]!;
     const end = first + 4 < n ? first + 4 : n;
     for (let j = first + 1; j < end; j++) {
-      const jk = ks[2 * j]!;
-      if (jk < ck || (jk === ck && ks[2 * j + 1]! < cs)) {
+      const jk = keys[j]!;
+      if (jk < ck) {
         c = j;
         ck = jk;
-        cs = ks[2 * j + 1]!;
       }
     }
-    if (ck > key || (ck === key && cs > sq)) break;
-    items[i] = items[c]!;
-    ks[2 * i] = ck;
-    ks[2 * i + 1] = cs;
+    if (ck > key) break;
+    heap[i] = heap[c]!;
+    keys[i] = ck;
     i = c;
   }
-  items[i] = t;
-  ks[2 * i] = key;
-  ks[2 * i + 1] = sq;
+  heap[i] = b;
+  keys[i] = key;
 }
 
-/** Remove the heap's top entry (stale or not). */
-function popTop(tl: TimerList): void {
-  const last = --tl.size;
-  const moved = tl.items.pop()!;
+/** Remove the top bucket (all of its entries consumed or stale). */
+function popBucket(tl: TimerList): void {
+  const top = tl.heap[0]!;
+  tl.byKey.delete(top.key);
+  const moved = tl.heap.pop()!;
+  const last = tl.heap.length;
   if (last > 0) {
-    tl.items[0] = moved;
-    tl.ks[0] = tl.ks[2 * last]!;
-    tl.ks[1] = tl.ks[2 * last + 1]!;
+    tl.heap[0] = moved;
+    tl.keys[0] = tl.keys[last]!;
     siftDown(tl, 0);
   }
 }
 
-function isLive(tl: TimerList, i: number): boolean {
-  // timerDel and firing set seq to -1, and each arming takes a new seq: one comparison decides.
-  return tl.items[i]!.seq === tl.ks[2 * i + 1];
-}
-
-/** Drop stale entries from the top so that items[0], if any, is a pending timer. */
-function cleanTop(tl: TimerList): void {
-  while (tl.size > 0 && !isLive(tl, 0)) popTop(tl);
-}
-
-/** Rebuild the heap from its live entries (O(n)) once stale ones dominate. */
-function maybeCompact(tl: TimerList): void {
-  const stale = tl.size - tl.live;
-  if (stale <= STALE_REBUILD_MIN || stale <= tl.live) return;
-  let n = 0;
-  for (let i = 0; i < tl.size; i++) {
-    if (!isLive(tl, i)) continue;
-    tl.items[n] = tl.items[i]!;
-    tl.ks[2 * n] = tl.ks[2 * i]!;
-    tl.ks[2 * n + 1] = tl.ks[2 * i + 1]!;
-    n++;
+function pushBucket(tl: TimerList, key: number): Bucket {
+  const b: Bucket = { key, timers: [], seqs: [], head: 0 };
+  const i = tl.heap.length;
+  if (i === tl.keys.length) {
+    const keys = new Float64Array(tl.keys.length * 2);
+    keys.set(tl.keys);
+    tl.keys = keys;
   }
-  tl.items.length = n;
-  tl.size = n;
-  for (let i = (n - 2) >> 2; i >= 0; i--) siftDown(tl, i);
-  if (tl.live !== n) assert(false, `timer list ${CLOCK_NAMES[tl.type]}: ${n} live entries, expected ${tl.live}`);
-}
-
-function heapPush(tl: TimerList, ts: QEMUTimer): void {
-  if (2 * tl.size === tl.ks.length) {
-    const ks = new Float64Array(tl.ks.length * 2);
-    ks.set(tl.ks);
-    tl.ks = ks;
-  }
-  const i = tl.size++;
-  tl.items.push(ts);
-  tl.ks[2 * i] = ts.expireNs;
-  tl.ks[2 * i + 1] = ts.seq;
+  tl.heap.push(b);
+  tl.keys[i] = key;
+  tl.byKey.set(key, b);
   siftUp(tl, i);
+  return b;
+}
+
+/** Skip stale entries at the front so that the top bucket's head, if any, is a pending timer. */
+function cleanTop(tl: TimerList): void {
+  const heap = tl.heap;
+  while (heap.length > 0) {
+    const b = heap[0]!;
+    const timers = b.timers;
+    const seqs = b.seqs;
+    let h = b.head;
+    while (h < timers.length && timers[h]!.seq !== seqs[h]) h++;
+    tl.entries -= h - b.head;
+    b.head = h;
+    if (h < timers.length) return;
+    popBucket(tl);
+  }
+}
+
+/** Rebuild the buckets and the heap from the live entries (O(n)) once stale ones dominate. */
+function maybeCompact(tl: TimerList): void {
+  const stale = tl.entries - tl.live;
+  if (stale <= STALE_REBUILD_MIN || stale <= tl.live) return;
+  const old = tl.heap;
+  tl.heap = [];
+  tl.byKey.clear();
+  let n = 0;
+  for (const b of old) {
+    const timers: QEMUTimer[] = [];
+    const seqs: number[] = [];
+    for (let i = b.head; i < b.timers.length; i++) {
+      const t = b.timers[i]!;
+      if (t.seq !== b.seqs[i]) continue;
+      timers.push(t);
+      seqs.push(b.seqs[i]!);
+    }
+    if (timers.length === 0) continue;
+    b.timers = timers;
+    b.seqs = seqs;
+    b.head = 0;
+    tl.heap.push(b);
+    tl.keys[tl.heap.length - 1] = b.key;
+    tl.byKey.set(b.key, b);
+    n += timers.length;
+  }
+  for (let i = (tl.heap.length - 2) >> 2; i >= 0; i--) siftDown(tl, i);
+  tl.entries = n;
+  if (tl.live !== n) assert(false, `timer list ${CLOCK_NAMES[tl.type]}: ${n} live entries, expected ${tl.live}`);
 }
 
 /** The timer that expires first, or null. */
 export function timerlistHead(tl: TimerList): QEMUTimer | null {
   cleanTop(tl);
-  return tl.size > 0 ? tl.items[0]! : null;
+  const b = tl.heap[0];
+  return b ? b.timers[b.head]! : null;
 }
 
 /** Deadline of the head in ns, or -1 when the list is empty. */
 export function timerlistHeadExpireNs(tl: TimerList): number {
   cleanTop(tl);
-  return tl.size > 0 ? tl.ks[0]! : -1;
+  return tl.heap.length > 0 ? tl.keys[0]! : -1;
 }
 
 /** @qemu timer_pending */
@@ -240,10 +266,14 @@ function insert(ts: QEMUTimer, expireNs: number): boolean {
   ts.expireNs = expireNs;
   ts.seq = tl.seq.n++;
   tl.live++;
-  heapPush(tl, ts);
+  const b = tl.byKey.get(expireNs) ?? pushBucket(tl, expireNs);
+  b.timers.push(ts);
+  b.seqs.push(ts.seq);
+  tl.entries++;
   maybeCompact(tl);
   cleanTop(tl);
-  return tl.items[0] === ts && tl.ks[1] === ts.seq;
+  const top = tl.heap[0]!;
+  return top.timers[top.head] === ts;
 }
 
 /**
@@ -288,17 +318,19 @@ function clockEnabled(tl: TimerList): boolean {
 export function timerlistDeadlineNs(tl: TimerList, attrMask = QEMU_TIMER_ATTR_ALL): number {
   if (!clockEnabled(tl)) return -1;
   cleanTop(tl);
-  if (tl.size === 0) return -1;
+  if (tl.heap.length === 0) return -1;
   let expire: number;
   if (attrMask === QEMU_TIMER_ATTR_ALL) {
-    expire = tl.ks[0]!;
+    expire = tl.keys[0]!;
   } else {
     expire = -1;
-    for (let i = 0; i < tl.size; i++) {
-      if (!isLive(tl, i)) continue;
-      const t = tl.items[i]!;
-      if ((t.attributes & ~attrMask) !== 0) continue; // it has an attribute outside the mask
-      if (expire < 0 || t.expireNs < expire) expire = t.expireNs;
+    for (const b of tl.heap) {
+      for (let i = b.head; i < b.timers.length; i++) {
+        const t = b.timers[i]!;
+        if (t.seq !== b.seqs[i]) continue;
+        if ((t.attributes & ~attrMask) !== 0) continue; // it has an attribute outside the mask
+        if (expire < 0 || t.expireNs < expire) expire = t.expireNs;
+      }
     }
     if (expire < 0) return -1;
   }
@@ -344,14 +376,16 @@ export function timerlistRunTimers(m: Traced, tl: TimerList): boolean {
   let progress = false;
   for (let n = 0; ; n++) {
     cleanTop(tl);
-    if (tl.size === 0 || tl.ks[0]! > currentNs) break;
-    const ts = tl.items[0]!;
+    if (tl.heap.length === 0 || tl.keys[0]! > currentNs) break;
+    const b = tl.heap[0]!;
+    const ts = b.timers[b.head]!;
     if (n >= TIMER_RUN_MAX) {
       throw new LoopLimitError(
         `timer storm: ${TIMER_RUN_MAX} timer callbacks on clock ${CLOCK_NAMES[tl.type]} in one pass at ${currentNs} ns; last callback: ${m.trace.lastKind} ${m.trace.lastDispatched}`,
       );
     }
-    popTop(tl);
+    b.head++;
+    tl.entries--;
     ts.expireNs = -1;
     ts.seq = -1;
     tl.live--;

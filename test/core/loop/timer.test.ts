@@ -1,13 +1,14 @@
 // Timers (core/loop/timer.ts) against QEMU's util/qemu-timer.c semantics: FIFO ties, re-arming
 // inside a callback, anticipate, deletion, scale, attributes and deadlines; the heap is checked
-// against a sorted reference on seeded random operations. Method: a bare loop machine, virtual
+// against a sorted reference on seeded random operations, also interleaved with runs and with
+// callbacks that re-arm and delete. Method: a bare loop machine, virtual
 // time moved only by the loop.
 import { describe, expect, it } from 'vitest';
 import {
   loopMachineCreate, timerNew, timerModNs, timerMod, timerModAnticipateNs, timerDel, timerPending,
   timerExpired, timerlistDeadlineNs, timerlistRunTimers, timerlistgroupDeadlineNs, runFor, runUntil,
   QEMU_CLOCK_REALTIME, QEMU_CLOCK_VIRTUAL, QEMU_CLOCK_HOST, SCALE_MS, SCALE_US, QEMU_TIMER_ATTR_EXTERNAL,
-  qemuClockEnable, LoopLimitError, clockAdvanceSimTo,
+  qemuClockEnable, LoopLimitError, clockAdvanceSimTo, qemuClockGetNs,
 } from '../../../core/loop/index.ts';
 import { AssertionError, prngCreate, prngInt } from '../../../core/util/index.ts';
 
@@ -182,6 +183,63 @@ describe('timers', () => {
       const expected = [...armed.entries()].sort((a, b) => a[1].at - b[1].at || a[1].seq - b[1].seq).map((e) => e[0]);
       runFor(m, 1000);
       expect(fired, `seed ${seed}`).toEqual(expected);
+    }
+  });
+  it('keeps (deadline, arming) order while time passes, callbacks re-arm and delete (reference model)', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const m = mk();
+      const rng = prngCreate(seed);
+      const N = 120;
+      const clockNow = (): number => qemuClockGetNs(m.clocks, QEMU_CLOCK_REALTIME);
+      // Every third timer re-arms itself a little later when it fires; every fifth deletes its neighbour.
+      const later = (i: number, at: number): number => at + 1 + (i % 7) * 10;
+      const fired: string[] = [];
+      const timers = Array.from({ length: N }, (_, i) => timerNew(m.loop.tlg, QEMU_CLOCK_REALTIME, 1, `t${i}`, () => {
+        fired.push(`${i}@${clockNow()}`);
+        if (i % 3 === 0 && fired.length < 3000) timerModNs(timers[i]!, later(i, clockNow()));
+        if (i % 5 === 0) timerDel(timers[(i + 1) % N]!);
+      }));
+      // The model: pending (deadline, arming number) per timer, fired in that order.
+      const model = new Map<number, { at: number; seq: number }>();
+      const modelFired: string[] = [];
+      let seq = 0;
+      const modelRun = (until: number): void => {
+        for (;;) {
+          let best: [number, { at: number; seq: number }] | null = null;
+          for (const e of model) {
+            if (e[1].at > until) continue;
+            if (best === null || e[1].at < best[1].at || (e[1].at === best[1].at && e[1].seq < best[1].seq)) best = e;
+          }
+          if (best === null) return;
+          const [i, { at }] = best;
+          model.delete(i);
+          modelFired.push(`${i}@${at}`);
+          if (i % 3 === 0 && modelFired.length < 3000) model.set(i, { at: later(i, at), seq: seq++ });
+          if (i % 5 === 0) model.delete((i + 1) % N);
+        }
+      };
+      for (let round = 0; round < 60; round++) {
+        const now = clockNow();
+        for (let op = 0; op < 20; op++) {
+          const i = prngInt(rng, N);
+          if (prngInt(rng, 5) === 0) {
+            timerDel(timers[i]!);
+            model.delete(i);
+          } else {
+            const at = now + prngInt(rng, 40) * 5;
+            timerModNs(timers[i]!, at);
+            model.set(i, { at, seq: seq++ });
+          }
+        }
+        const soonest = [...model.values()].reduce((a, e) => Math.min(a, e.at), Infinity);
+        expect(timerlistDeadlineNs(m.loop.tlg.lists[QEMU_CLOCK_REALTIME]), `seed ${seed} round ${round}`)
+          .toBe(soonest === Infinity ? -1 : Math.max(0, soonest - now));
+        const until = now + 1 + prngInt(rng, 60);
+        runFor(m, until - now);
+        modelRun(until);
+        expect(fired, `seed ${seed} round ${round}`).toEqual(modelFired);
+      }
+      expect(fired.length).toBeGreaterThan(500);
     }
   });
 });

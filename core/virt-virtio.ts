@@ -17,7 +17,7 @@ import {
   virtioMmioCreate, virtioMmioFreeTransport, virtioMmioReset,
 } from './hw/index.ts';
 import { vmstateRegister } from './migration/index.ts';
-import { virtioBlkCommit, virtioBlkDevPath, virtioBlkSavedState, vmstateVirtioBlk } from './virtio-vmstate.ts';
+import { virtioBlkCommit, virtioBlkDevPath, virtioBlkSavedState, vmstateVirtioBlk } from './migration/machine/virtio-mmio.ts';
 import type { VirtMachine } from './machine.ts';
 
 /** The board's virtio part. */
@@ -57,7 +57,7 @@ function virtioBlkAdd(m: VirtMachine, blk: BlockBackend, id: string | null, seri
   const proxy = virtioMmioFreeTransport(m.virtio.transports);
   if (!proxy) return "No 'virtio-bus' bus found for device 'virtio-blk-device'";
   const s = virtioBlkRealize(m, proxy, blk, {
-    id, serial,
+    id, serial, anonIndex: m.virtio.blks.filter((b) => b.id === null).length,
     onSubmit: () => {
       if (m.sys.currentCpu !== null) qemuCpuKick(m, m.sys.currentCpu);
     },

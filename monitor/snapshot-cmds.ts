@@ -1,14 +1,16 @@
 // The snapshot commands (hmp-commands.hx savevm/loadvm/delvm, hmp-commands-info.hx snapshots,
 // handlers in migration/migration-hmp-cmds.c and block/monitor/block-hmp-cmds.c; QMP
 // snapshot-save/-load/-delete, query-jobs and job-dismiss from qapi/migration.json and
-// qapi/job.json), with QEMU 7.2's args_type, params, help and texts. The handlers act through
-// MonitorSnapshotOps, which snapshotMonitorOps implements over core/snapshot.
+// qapi/job.json), with QEMU 7.2's args_type, params, help and texts; and the block device views
+// they rely on (info block, query-block, query-named-block-nodes from qapi/block-core.json).
+// The handlers act through MonitorSnapshotOps, which snapshotMonitorOps implements over
+// core/snapshot and core/block.
 
 import {
   type Job, type SnapshotMachine, type SnapshotResult, deleteSnapshot, jobDismiss, jobQueryAll, loadSnapshot,
   qmpSnapshotDelete, qmpSnapshotLoad, qmpSnapshotSave, saveSnapshot, snapshotState,
 } from '../core/snapshot/index.ts';
-import { hmpInfoSnapshotsText } from '../core/block/index.ts';
+import { hmpInfoBlockText, hmpInfoSnapshotsText, qmpQueryBlock, qmpQueryNamedBlockNodes } from '../core/block/index.ts';
 import { runstateIsRunning, vmStart, vmStop } from '../core/system/index.ts';
 import { TRACE_CONTROL, traceSpan } from '../core/trace/index.ts';
 import type { Monitor, MonitorSet } from './monitor.ts';
@@ -16,8 +18,8 @@ import { errorReport, monitorPrintf } from './monitor.ts';
 import { type HmpArgs, hmpRegisterCommands } from './hmp-commands.ts';
 import { snapshotTagCompletion } from './hmp-completion.ts';
 import { type QmpResult, QMP_OK, qmpFail, qmpRegisterCommands } from './qmp-dispatch.ts';
-import { type QapiArgs, type QapiType, T_STR, argList, argStr } from './qapi-visit.ts';
-import { type QObject, qdictFrom, qnumInt, utf8ToBytes } from './qobject.ts';
+import { type QapiArgs, type QapiType, T_BOOL, T_STR, argList, argStr } from './qapi-visit.ts';
+import { type QObject, qdictFrom, qnumInt, qobjectFromPlain, utf8ToBytes } from './qobject.ts';
 
 /** What the snapshot commands need from the machine. */
 export interface MonitorSnapshotOps {
@@ -34,6 +36,12 @@ export interface MonitorSnapshotOps {
   snapshotDelete(jobId: string, tag: string, devices: string[]): string | null;
   queryJobs(): readonly Job[];
   jobDismiss(id: string): string | null;
+  /** The text of `info block [-n] [-v] [device]`. @qemu hmp_info_block */
+  infoBlock(device: string | null, nodes: boolean, verbose: boolean): string;
+  /** @qemu qmp_query_block (QAPI BlockInfo list, as plain data) */
+  queryBlock(): unknown[];
+  /** @qemu qmp_query_named_block_nodes */
+  queryNamedBlockNodes(): unknown[];
 }
 
 /** The ops over the kernel's snapshot layer. */
@@ -57,6 +65,9 @@ export function snapshotMonitorOps(m: SnapshotMachine): MonitorSnapshotOps {
     snapshotDelete: (id, tag, devices) => qmpSnapshotDelete(m, id, tag, devices),
     queryJobs: () => jobQueryAll(m),
     jobDismiss: (id) => jobDismiss(m, id),
+    infoBlock: (device, nodes, verbose) => hmpInfoBlockText(m, device, nodes, verbose, snapshotState(m).utcOffsetSec),
+    queryBlock: () => qmpQueryBlock(m),
+    queryNamedBlockNodes: () => qmpQueryNamedBlockNodes(m),
   };
 }
 
@@ -100,7 +111,10 @@ function jobInfo(j: Job): QObject {
   return qdictFrom(pairs);
 }
 
-/** Register savevm, loadvm, delvm, info snapshots and the QMP snapshot and job commands. */
+/**
+ * Register savevm, loadvm, delvm, info snapshots, info block and the QMP snapshot, job and
+ * block query commands.
+ */
 export function registerSnapshotCommands(mons: MonitorSet, ops: MonitorSnapshotOps): void {
   const span = <T>(name: string, fn: () => T): T => traceSpan(mons.m, TRACE_CONTROL, name, undefined, fn);
   hmpRegisterCommands(mons, 'main', [
@@ -115,6 +129,14 @@ export function registerSnapshotCommands(mons: MonitorSet, ops: MonitorSnapshotO
       cmd: (ms, _mon, a) => hmpSnapshotResult(ms, span('hmp_delvm', () => ops.delvm(nameArg(a) ?? ''))) },
   ]);
   hmpRegisterCommands(mons, 'info', [
+    { name: 'block', argsType: 'nodes:-n,verbose:-v,device:B?', params: '[-n] [-v] [device]',
+      help: 'show info of one block device or all block devices (-n: show named nodes; -v: show details)',
+      cmd: (ms: MonitorSet, mon: Monitor, a: HmpArgs) => {
+        const device = a.get('device');
+        const text = span('hmp_info_block', () => ops.infoBlock(typeof device === 'string' ? device : null,
+          a.get('nodes') === true, a.get('verbose') === true));
+        monitorPrintf(ms, mon, utf8ToBytes(text));
+      } },
     { name: 'snapshots', argsType: '', params: '', help: 'show the currently saved VM snapshots',
       cmd: (ms: MonitorSet, mon: Monitor) => {
         const r = span('hmp_info_snapshots', () => ops.infoSnapshots());
@@ -135,6 +157,9 @@ export function registerSnapshotCommands(mons: MonitorSet, ops: MonitorSnapshotO
       args: [{ name: 'job-id', type: T_STR }, { name: 'tag', type: T_STR }, { name: 'devices', type: T_STR_LIST }],
       fn: (_ms, _mon, a) => started(ops.snapshotDelete(arg(a, 'job-id'), arg(a, 'tag'), strList(a, 'devices'))) },
     { name: 'query-jobs', args: [], fn: () => ({ ok: true, value: ops.queryJobs().map(jobInfo) }) },
+    { name: 'query-block', args: [], fn: () => ({ ok: true, value: qobjectFromPlain(ops.queryBlock()) }) },
+    { name: 'query-named-block-nodes', args: [{ name: 'flat', type: T_BOOL, optional: true }],
+      fn: () => ({ ok: true, value: qobjectFromPlain(ops.queryNamedBlockNodes()) }) },
     { name: 'job-dismiss', args: [{ name: 'id', type: T_STR }], fn: (_ms, _mon, a) => started(ops.jobDismiss(arg(a, 'id'))) },
   ]);
 }

@@ -16,6 +16,8 @@ export interface BlockFile {
   readonly readOnly: boolean;
   /** Current length in bytes. */
   size(): number;
+  /** Bytes the file takes on its storage (st_blocks × 512), where the host knows it. */
+  allocatedSize?(): number;
   /** Fill `buf` from `offset`; bytes past the end of the file read as zero. */
   pread(offset: number, buf: Uint8Array): void;
   /** Write `data` at `offset`, growing the file if needed. */

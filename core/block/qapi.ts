@@ -64,6 +64,7 @@ export interface BlockInfo {
   removable: boolean;
   locked: boolean;
   inserted?: BlockDeviceInfo;
+  tray_open?: boolean;
   'io-status'?: string;
 }
 
@@ -81,7 +82,11 @@ export function snapshotInfoQapi(sn: QEMUSnapshotInfo): SnapshotInfoQapi {
 export function bdrvQueryImageInfo(bs: BlockDriverState): ImageInfo {
   const info: ImageInfo = { filename: bs.filename, format: bs.drv.formatName, 'virtual-size': bdrvGetLength(bs) };
   const proto = bs.file ?? bs;
-  if (proto.opaque.kind === 'file') info['actual-size'] = proto.opaque.file.size();
+  if (proto.opaque.kind === 'file') {
+    // bdrv_get_allocated_file_size: what the file takes on disk (st_blocks) where the host says.
+    const f = proto.opaque.file;
+    info['actual-size'] = f.allocatedSize ? f.allocatedSize() : f.size();
+  }
   if (bs.opaque.kind === 'qcow2') {
     info['cluster-size'] = bs.opaque.s.clusterSize;
     info['dirty-flag'] = false;
@@ -104,9 +109,13 @@ export function bdrvBlockDeviceInfo(bs: BlockDriverState): BlockDeviceInfo {
   };
 }
 
-/** @qemu block/qapi.c bdrv_query_info */
+/**
+ * A drive no device uses counts as removable (blk_dev_has_removable_media: no device, or one
+ * with a change_media_cb; virtio-blk has none), never locked, and has no tray.
+ * @qemu block/qapi.c bdrv_query_info
+ */
 export function blkQueryInfo(blk: BlockBackend): BlockInfo {
-  const info: BlockInfo = { device: blk.name, type: 'unknown', removable: false, locked: false };
+  const info: BlockInfo = { device: blk.name, type: 'unknown', removable: blk.dev === null, locked: false };
   if (blk.dev !== null) info.qdev = blk.dev;
   if (blk.root) info.inserted = bdrvBlockDeviceInfo(blk.root);
   if (blk.ioStatusEnabled) info['io-status'] = blk.ioStatus;
@@ -118,13 +127,16 @@ export function qmpQueryBlock(m: LoopMachine): BlockInfo[] {
   return blockState(m).backends.map(blkQueryInfo);
 }
 
-/** @qemu block/qapi.c qmp_query_named_block_nodes (flat) */
+/**
+ * Newest node first: bdrv_named_nodes_list prepends each node of graph_bdrv_states.
+ * @qemu block/qapi.c qmp_query_named_block_nodes (flat)
+ */
 export function qmpQueryNamedBlockNodes(m: LoopMachine): BlockDeviceInfo[] {
-  return blockState(m).namedNodes.map(bdrvBlockDeviceInfo);
+  return blockState(m).namedNodes.map(bdrvBlockDeviceInfo).reverse();
 }
 
-/** @qemu block/monitor/block-hmp-cmds.c print_block_info (non-verbose) */
-function printBlockInfo(info: BlockInfo | null, inserted: BlockDeviceInfo | null): string {
+/** @qemu block/monitor/block-hmp-cmds.c print_block_info */
+function printBlockInfo(info: BlockInfo | null, inserted: BlockDeviceInfo | null, verbose: boolean, utcOffsetSec: number): string {
   let out: string;
   if (info && info.device !== '') {
     out = info.device + (inserted ? ` (${inserted['node-name']})` : '');
@@ -136,19 +148,51 @@ function printBlockInfo(info: BlockInfo | null, inserted: BlockDeviceInfo | null
   if (info) {
     if (info.qdev !== undefined) out += `    Attached to:      ${info.qdev}\n`;
     if (info['io-status'] !== undefined && info['io-status'] !== 'ok') out += `    I/O status:       ${info['io-status']}\n`;
+    if (info.removable) {
+      out += `    Removable device: ${info.locked ? '' : 'not '}locked, tray ${info.tray_open ? 'open' : 'closed'}\n`;
+    }
   }
   if (!inserted) return out;
   const c = inserted.cache;
   out += `    Cache mode:       ${c.writeback ? 'writeback' : 'writethrough'}${c.direct ? ', direct' : ''}${c['no-flush'] ? ', ignore flushes' : ''}\n`;
   if (inserted.detect_zeroes !== 'off') out += `    Detect zeroes:    ${inserted.detect_zeroes}\n`;
+  if (verbose) out += `\nImages:\n${bdrvImageInfoDump(inserted.image, utcOffsetSec)}`;
   return out;
 }
 
 /**
- * The text of `info block [-n] [device]`, lines ending in "\n".
+ * An image's description as `qemu-img info` and `info block -v` print it (no backing chains in
+ * detvm). @qemu block/qapi.c bdrv_image_info_dump
+ */
+export function bdrvImageInfoDump(info: ImageInfo, utcOffsetSec = 0): string {
+  const size = info['virtual-size'];
+  let out = `image: ${info.filename}\nfile format: ${info.format}\nvirtual size: ${sizeToStr(size)} (${size} bytes)\n`;
+  out += `disk size: ${info['actual-size'] !== undefined ? sizeToStr(info['actual-size']) : 'unavailable'}\n`;
+  if (info['cluster-size'] !== undefined) out += `cluster_size: ${info['cluster-size']}\n`;
+  if (info['dirty-flag']) out += 'cleanly shut down: no\n';
+  if (info.snapshots && info.snapshots.length > 0) {
+    out += `Snapshot list:\n${SNAPSHOT_DUMP_HEADER}\n`;
+    for (const sn of info.snapshots) {
+      out += bdrvSnapshotDump({
+        idStr: sn.id, name: sn.name, vmStateSize: sn['vm-state-size'], dateSec: sn['date-sec'], dateNsec: sn['date-nsec'],
+        vmClockNsec: sn['vm-clock-sec'] * 1e9 + sn['vm-clock-nsec'], icount: sn.icount ?? -1,
+      }, utcOffsetSec) + '\n';
+    }
+  }
+  const spec = info['format-specific'];
+  if (spec) {
+    // dump_qdict: each key with its dashes as spaces, four spaces in.
+    out += 'Format specific information:\n';
+    for (const [k, v] of Object.entries(spec.data)) out += `    ${k.replace(/-/g, ' ')}: ${String(v)}\n`;
+  }
+  return out;
+}
+
+/**
+ * The text of `info block [-n] [-v] [device]`, lines ending in "\n".
  * @qemu block/monitor/block-hmp-cmds.c hmp_info_block
  */
-export function hmpInfoBlockText(m: LoopMachine, device: string | null = null, nodes = false): string {
+export function hmpInfoBlockText(m: LoopMachine, device: string | null = null, nodes = false, verbose = false, utcOffsetSec = 0): string {
   let out = '';
   let printed = false;
   if (!nodes) {
@@ -156,7 +200,7 @@ export function hmpInfoBlockText(m: LoopMachine, device: string | null = null, n
     list.forEach((info, i) => {
       if (device !== null && device !== info.device) return;
       if (i > 0) out += '\n';
-      out += printBlockInfo(info, info.inserted ?? null);
+      out += printBlockInfo(info, info.inserted ?? null, verbose && info.inserted !== undefined, utcOffsetSec);
       printed = true;
     });
   }
@@ -164,7 +208,7 @@ export function hmpInfoBlockText(m: LoopMachine, device: string | null = null, n
   qmpQueryNamedBlockNodes(m).forEach((bi, i) => {
     if (device !== null && device !== bi['node-name']) return;
     if (i > 0) out += '\n';
-    out += printBlockInfo(null, bi);
+    out += printBlockInfo(null, bi, verbose, utcOffsetSec);
   });
   return out;
 }

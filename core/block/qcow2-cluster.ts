@@ -189,16 +189,21 @@ function writeAllocating(s: Qcow2State, l2: { offset: number; table: Uint8Array 
   const cs = s.clusterSize;
   const base = qcow2AllocClusters(s, ps.length * cs);
   qcow2Barrier(s);
-  const full = ps.every((p, k) => p.len === cs && (k === 0 || p.dataOff === ps[k - 1]!.dataOff + cs));
-  if (full) {
-    fileWrite(s, base, data.subarray(ps[0]!.dataOff, ps[0]!.dataOff + ps.length * cs));
-  } else {
-    const buf = new Uint8Array(ps.length * cs);
-    ps.forEach((p, k) => {
-      if (p.len < cs) buf.set(clusterContents(s, p.hi, p.lo), k * cs);
-      buf.set(data.subarray(p.dataOff, p.dataOff + p.len), k * cs + p.from);
-    });
-    fileWrite(s, base, buf);
+  // Runs of whole clusters contiguous in `data` go out as they are; a partial cluster is
+  // completed from its old contents first (copy-on-write). All land before the L2 update.
+  for (let k = 0; k < ps.length;) {
+    const p = ps[k]!;
+    if (p.len < cs) {
+      const buf = clusterContents(s, p.hi, p.lo);
+      buf.set(data.subarray(p.dataOff, p.dataOff + p.len), p.from);
+      fileWrite(s, base + k * cs, buf);
+      k++;
+      continue;
+    }
+    let e = k + 1;
+    while (e < ps.length && ps[e]!.len === cs && ps[e]!.dataOff === ps[e - 1]!.dataOff + cs) e++;
+    fileWrite(s, base + k * cs, data.subarray(p.dataOff, p.dataOff + (e - k) * cs));
+    k = e;
   }
   ps.forEach((p, k) => entryPut(l2.table, 8 * p.l2i, base + k * cs, true));
   tableWriteRange(s, l2.offset, l2.table, 8 * ps[0]!.l2i, 8 * ps[ps.length - 1]!.l2i + 8);
@@ -258,18 +263,31 @@ export function qcow2Pwrite(s: Qcow2State, offset: number, data: Uint8Array): vo
 
 /** Gather VM state until this many bytes, then write it out. */
 const VMSTATE_BUF_MAX = 64 * 1024 * 1024;
+/** The first buffer's size; it grows fourfold as VM state arrives. */
+const VMSTATE_BUF_FIRST = 1024 * 1024;
 
 /** Queue vmstate bytes at `pos` (a copy), writing out what was queued if not contiguous. */
 export function qcow2BufferVmstate(s: Qcow2State, pos: number, data: Uint8Array): void {
-  const b = s.vmstateBuf;
-  if (b && (pos !== b.pos + b.bytes || b.bytes + data.length > VMSTATE_BUF_MAX)) qcow2FlushVmstate(s);
+  let b = s.vmstateBuf;
+  if (b && (pos !== b.pos + b.bytes || b.bytes + data.length > VMSTATE_BUF_MAX)) {
+    qcow2FlushVmstate(s);
+    b = null;
+  }
   if (data.length >= VMSTATE_BUF_MAX) {
     pwriteNow(s, qcow2VmStateOffset(s) + pos, data);
     return;
   }
-  if (!s.vmstateBuf) s.vmstateBuf = { pos, bytes: 0, chunks: [] };
-  s.vmstateBuf.chunks.push(data.slice());
-  s.vmstateBuf.bytes += data.length;
+  if (!b) b = s.vmstateBuf = { pos, bytes: 0, buf: new Uint8Array(Math.max(VMSTATE_BUF_FIRST, data.length)) };
+  if (b.bytes + data.length > b.buf.length) {
+    // Grow fourfold (one copy of what is queued), so a whole RAM image is copied about once.
+    let cap = b.buf.length;
+    while (cap < b.bytes + data.length) cap *= 4;
+    const grown = new Uint8Array(Math.min(cap, VMSTATE_BUF_MAX));
+    grown.set(b.buf.subarray(0, b.bytes));
+    b.buf = grown;
+  }
+  b.buf.set(data, b.bytes);
+  b.bytes += data.length;
 }
 
 /** Write queued VM state into the image. Every other operation on the image calls this first. */
@@ -277,15 +295,7 @@ export function qcow2FlushVmstate(s: Qcow2State): void {
   const b = s.vmstateBuf;
   if (!b) return;
   s.vmstateBuf = null;
-  const all = b.chunks.length === 1 ? b.chunks[0]! : new Uint8Array(b.bytes);
-  if (b.chunks.length > 1) {
-    let at = 0;
-    for (const c of b.chunks) {
-      all.set(c, at);
-      at += c.length;
-    }
-  }
-  pwriteNow(s, qcow2VmStateOffset(s) + b.pos, all);
+  pwriteNow(s, qcow2VmStateOffset(s) + b.pos, b.buf.subarray(0, b.bytes));
 }
 
 function pwriteNow(s: Qcow2State, offset: number, data: Uint8Array): void {

@@ -75,7 +75,7 @@ export interface Qcow2State {
   /** The last decompressed cluster (host descriptor key → data), compressed images only. */
   compressedCache: { key: string; data: Uint8Array } | null;
   /** VM state written but not yet in the image (see qcow2BufferVmstate), or null. */
-  vmstateBuf: { pos: number; bytes: number; chunks: Uint8Array[] } | null;
+  vmstateBuf: { pos: number; bytes: number; buf: Uint8Array } | null;
 }
 
 /** @qemu block/qcow2.h QCow2ClusterType */

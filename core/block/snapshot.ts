@@ -217,11 +217,14 @@ export function bdrvLoadVmstate(bs: BlockDriverState, pos: number, bytes: number
  * without reverting anything: the active disk and vmstate area stay as they are. Lets loadvm
  * parse and check the whole stream before it changes the machine. detvm's own addition.
  */
-export function bdrvSnapshotLoadVmstate(bs: BlockDriverState, idOrName: string, pos: number, bytes: number): BlockResult<Uint8Array> {
+export function bdrvSnapshotLoadVmstate(
+  bs: BlockDriverState, idOrName: string, pos: number, bytes: number, into?: Uint8Array,
+): BlockResult<Uint8Array> {
   return blockTry(() => {
     const n = snapshotNode(bs);
     if (!n) blockFail(ENOTSUP, strerror(ENOTSUP));
-    const buf = new Uint8Array(bytes);
+    if (into !== undefined && into.length !== bytes) blockFail(EINVAL, strerror(EINVAL));
+    const buf = into ?? new Uint8Array(bytes);
     n.drv.snapshots!.loadVmstate(n, idOrName, pos, buf);
     return buf;
   });

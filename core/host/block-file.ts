@@ -42,6 +42,7 @@ export interface HostBlockFile {
   readonly name: string;
   readonly readOnly: boolean;
   size(): number;
+  allocatedSize(): number;
   pread(offset: number, buf: Uint8Array): void;
   pwrite(offset: number, data: Uint8Array): void;
   flush(): void;
@@ -61,6 +62,14 @@ function wrapFd(name: string, fd: number, readOnly: boolean): HostBlockFile {
       live();
       try {
         return fs.fstatSync(fd).size;
+      } catch (e) {
+        return fail(e);
+      }
+    },
+    allocatedSize() {
+      live();
+      try {
+        return fs.fstatSync(fd).blocks * 512;
       } catch (e) {
         return fail(e);
       }

@@ -253,6 +253,8 @@ function virtioBlkHandleVq(s: VirtIOBlock, n: number): void {
 /** Options of `-device virtio-blk-device`, and the board's submit hook (VirtIOBlock.onSubmit). */
 export interface VirtioBlkOptions {
   id: string | null;
+  /** Without an id: N of /machine/peripheral-anon/device[N] (anonymous devices before it). */
+  anonIndex?: number;
   serial: string | null;
   onSubmit?: () => void;
 }
@@ -264,7 +266,7 @@ export interface VirtioBlkOptions {
  */
 export function virtioBlkRealize(m: LoopMachine, proxy: VirtioMmioProxy, blk: BlockBackend, o: VirtioBlkOptions): VirtIOBlock | string {
   if (!blkIsAvailable(blk)) return 'Device needs media, but drive is empty';
-  const qdev = o.id ?? `/machine/peripheral-anon/device[${proxy.index}]`;
+  const qdev = o.id ?? `/machine/peripheral-anon/device[${o.anonIndex ?? 0}]`;
   const at = blkAttachDev(blk, qdev);
   if (!at.ok) return at.error;
   blkIostatusEnable(blk);

@@ -169,7 +169,7 @@ export function latin1Bytes(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    assert(c < 256, `string ${JSON.stringify(s)} has a character that is not a byte`);
+    if (c > 255) assert(false, `string ${JSON.stringify(s)} has a character that is not a byte`);
     out[i] = c;
   }
   return out;

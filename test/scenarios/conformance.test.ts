@@ -3,7 +3,11 @@
 // (ports made ephemeral, the guest replaced by detvm's demo guest, the serial file dropped, a
 // -drive's run/X.qcow2 replaced by a new empty qcow2 image in a temporary directory). The client sends NAME.tx.bin in the recorded chunks; after each chunk it waits until
 // detvm has consumed the bytes, gone idle and every byte it wrote has arrived; the received
-// stream must equal NAME.rx.bin once the README's volatile parts are masked.
+// stream must equal NAME.rx.bin once the README's volatile parts are masked. A transcript with
+// an HMP side (NAME.hmp.*: qmp-events-from-hmp) is replayed on both connections: QMP's chunks
+// first, then HMP's, and both received streams must match. Its `migrate "exec:cat > /dev/null"`
+// runs through an exec provider that accepts and discards what it is sent (the test's stand-in
+// for the shell command: detvm's CLI does not run commands).
 import { afterEach, describe, expect, it } from 'vitest';
 import * as net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,7 +19,8 @@ import { createMachine, type DetvmMachine } from '../../index.ts';
 import { parseCommandLine } from '../../bin/cli.ts';
 import { liveHost, liveStartup, runLive } from '../../bin/live.ts';
 import { charState, type Chardev } from '../../core/char/index.ts';
-import { CONFORMANCE_DIR, loadTranscript, maskVolatile, type MaskOptions } from '../support/transcript.ts';
+import { vfdOpen } from '../../core/loop/index.ts';
+import { CONFORMANCE_DIR, loadTranscript, maskVolatile, type MaskOptions, type Transcript } from '../support/transcript.ts';
 import type { MonitorSet } from '../../monitor/index.ts';
 
 function hmpCommandNames(mons: MonitorSet): NonNullable<MaskOptions['helpFilter']> {
@@ -23,12 +28,8 @@ function hmpCommandNames(mons: MonitorSet): NonNullable<MaskOptions['helpFilter'
   return { main: names(mons.hmpCmds), info: names(mons.hmpInfoCmds) };
 }
 
-/**
- * Transcripts this harness cannot replay yet: qmp-events-from-hmp types its commands on the HMP
- * connection (qmp-events-from-hmp.hmp.*) while watching QMP, and ends with a migration to an
- * exec: URI, which needs a host that runs commands.
- */
-const NEEDS_DISK = new Set<string>(['qmp-events-from-hmp']);
+/** Transcripts whose commands are typed on the HMP connection (NAME.hmp.*) while QMP watches. */
+const WITH_HMP_SIDE = new Set<string>(['qmp-events-from-hmp']);
 const ALL = ['hmp-banner', 'hmp-info-status', 'hmp-unknown', 'hmp-lineedit', 'hmp-line-endings', 'hmp-help-stop',
   'hmp-info-cpus', 'hmp-info-cpus-smp2', 'hmp-info-registers', 'hmp-snapshots', 'hmp-snapshots-nodisk',
   'hmp-system-reset', 'hmp-quit', 'qmp-greeting', 'qmp-negotiation', 'qmp-status', 'qmp-errors', 'qmp-hmp',
@@ -112,31 +113,6 @@ async function replay(name: string): Promise<{ expected: string; actual: string 
     }
   };
   const run = runLive(vm.kernel, live.io(), check);
-  let received: number[] = [];
-  let all: number[] = [];
-  let closed = false;
-  let sock: net.Socket | null = null;
-  const connect = async (): Promise<void> => {
-    closed = false;
-    received = [];
-    const s = net.connect({ host: '127.0.0.1', port: target.port });
-    s.setNoDelay(true);
-    s.on('data', (d: Buffer) => {
-      received.push(...d);
-      all.push(...d);
-      live.io().wake();
-    });
-    s.on('close', () => {
-      closed = true;
-      live.io().wake();
-    });
-    s.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      s.once('connect', () => resolve());
-      s.once('error', reject);
-    });
-    sock = s;
-  };
   const until = (what: string, pred: () => boolean): Promise<void> => new Promise((resolve, reject) => {
     if (pred()) return resolve();
     const guard = setTimeout(() => reject(new Error(`${name}: ${what} did not happen`)), 20_000);
@@ -144,52 +120,108 @@ async function replay(name: string): Promise<{ expected: string; actual: string 
     live.io().wake();
   });
   const idle = (): boolean => vm.kernel.loop.lastTimeoutNs !== 0;
-  const settled = (): boolean => closed || vm.exitStatus() !== null || (target.consumed >= sent && idle() && received.length + base >= target.written);
-  let sent = 0;
-  let base = 0;
+  /** One client connection to a monitor's listening chardev. */
+  interface Client {
+    target: Counted;
+    sock: net.Socket | null;
+    received: number[];
+    all: number[];
+    closed: boolean;
+    sent: number;
+    base: number;
+  }
+  const clients: Client[] = [];
+  const client = (c: Counted): Client => {
+    const k: Client = { target: c, sock: null, received: [], all: [], closed: false, sent: 0, base: 0 };
+    clients.push(k);
+    return k;
+  };
+  const connect = async (k: Client): Promise<void> => {
+    k.closed = false;
+    k.received = [];
+    const s = net.connect({ host: '127.0.0.1', port: k.target.port });
+    s.setNoDelay(true);
+    s.on('data', (d: Buffer) => {
+      k.received.push(...d);
+      k.all.push(...d);
+      live.io().wake();
+    });
+    s.on('close', () => {
+      k.closed = true;
+      live.io().wake();
+    });
+    s.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      s.once('connect', () => resolve());
+      s.once('error', reject);
+    });
+    k.sock = s;
+  };
+  /** Every byte detvm wrote to a connected client has arrived there. */
+  const delivered = (): boolean => clients.every((k) => k.closed || k.sock === null || k.received.length + k.base >= k.target.written);
+  const settled = (k: Client) => (): boolean => k.closed || vm.exitStatus() !== null
+    || (k.target.consumed >= k.sent && idle() && delivered());
   cleanup = async () => {
-    sock?.destroy();
+    for (const k of clients) k.sock?.destroy();
     run.stop();
     await run.done;
     vm.close();
     live.io().close();
     rmSync(dir, { recursive: true, force: true });
   };
-  await connect();
-  await until('the greeting', () => idle() && target.written > 0 && all.length >= target.written);
-  for (const e of t.events) {
-    if (vm.exitStatus() !== null || closed) break;
-    if (e.dir === '>>') {
-      sent += e.data.length;
-      sock!.write(e.data);
-      await until(`the answer to chunk ${JSON.stringify(Buffer.from(e.data).toString('latin1'))}`, settled);
-    } else if (e.dir === '##' && /^(second|new) connection/.test(Buffer.from(e.data).toString('latin1'))) {
-      (sock as net.Socket | null)?.destroy();
-      await until('the disconnect', () => idle() && target.chr.filename.startsWith('disconnected'));
-      base = target.written;
-      sent = target.consumed;
-      await connect();
-      await until('the new greeting', () => idle() && all.length >= target.written);
+  /** Send a transcript's chunks on `k`, reconnecting where it notes a new connection. */
+  const send = async (k: Client, tr: Transcript): Promise<void> => {
+    for (const e of tr.events) {
+      if (vm.exitStatus() !== null || k.closed) break;
+      if (e.dir === '>>') {
+        k.sent += e.data.length;
+        k.sock!.write(e.data);
+        await until(`the answer to chunk ${JSON.stringify(Buffer.from(e.data).toString('latin1'))}`, settled(k));
+      } else if (e.dir === '##' && /^(second|new) connection/.test(Buffer.from(e.data).toString('latin1'))) {
+        k.sock?.destroy();
+        await until('the disconnect', () => idle() && k.target.chr.filename.startsWith('disconnected'));
+        k.base = k.target.written;
+        k.sent = k.target.consumed;
+        await connect(k);
+        await until('the new greeting', () => idle() && k.all.length >= k.target.written);
+      }
     }
+  };
+  const main = client(target);
+  await connect(main);
+  await until('the greeting', () => idle() && main.target.written > 0 && main.all.length >= main.target.written);
+  await send(main, t);
+  let side: { k: Client; t: Transcript } | null = null;
+  if (WITH_HMP_SIDE.has(name)) {
+    // `migrate "exec:cat > /dev/null"`: a command that reads everything and writes nothing.
+    vm.kernel.migration.exec = { open: (m, _cmd, dir) => dir === 'out'
+      ? { ok: true, fd: vfdOpen(m.fdt, 'exec:cat', 'stream') }
+      : { ok: false, error: 'exec: incoming migration is not supported here' } };
+    side = { k: client(hmp), t: loadTranscript(`${name}.hmp`) };
+    await connect(side.k);
+    await until('the HMP banner', () => idle() && hmp.written > 0 && side!.k.all.length >= hmp.written);
+    await send(side.k, side.t);
   }
   if (vm.exitStatus() !== null) {
     await run.done;
     vm.close(); // qemu_cleanup: QEMU closes its sockets when it exits
-    await new Promise<void>((resolve) => (closed ? resolve() : sock!.once('close', () => resolve())));
+    await new Promise<void>((resolve) => (main.closed ? resolve() : main.sock!.once('close', () => resolve())));
   }
   const mask: MaskOptions = {
     registers: name === 'hmp-info-registers',
     helpFilter: name === 'hmp-unknown' || name === 'hmp-help-stop' ? hmpCommandNames(vm.monitors) : undefined,
   };
+  const masked = (b: Uint8Array | number[]): string => maskSnapshotRows(maskVolatile(Buffer.from(b).toString('latin1'), mask));
+  const sideNote = (tr: Transcript): string => `\n---- ${tr.name} ----\n`;
   return {
-    expected: maskSnapshotRows(maskVolatile(Buffer.from(t.rx).toString('latin1'), mask)),
-    actual: maskSnapshotRows(maskVolatile(Buffer.from(all).toString('latin1'), mask)),
+    expected: masked(t.rx) + (side ? sideNote(side.t) + masked(side.t.rx) : ''),
+    actual: masked(main.all) + (side ? sideNote(side.t) + masked(side.k.all) : ''),
   };
 }
 
 describe('conformance with QEMU 7.2 over real TCP', () => {
   for (const name of ALL) {
-    it.skipIf(NEEDS_DISK.has(name))(name, async () => {
+    it(name, async () => {
       const r = await replay(name);
       expect(r.actual).toBe(r.expected);
     }, 60_000);

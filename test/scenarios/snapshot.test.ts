@@ -66,6 +66,35 @@ describe(`savevm, run on, loadvm (seed ${SEED})`, () => {
     expect(at('enter qemu_savevm_state')).toBeGreaterThan(at('exit do_vm_stop'));
     expect(names.filter((n) => n === 'event qapi_event_send')).toHaveLength(2); // STOP, RESUME
   }, 60_000);
+
+  it('stop drains the guest\'s requests in flight inside do_vm_stop, then flushes; cont carries on', () => {
+    const vm = diskMachine(memImages(1), 1, undefined, { trace: 1 });
+    vm.runFor(30_000_000);
+    vm.runUntil(() => bdrvInFlightAll(vm.kernel) >= 2);
+    const from = vm.trace.records().length;
+    expect(vm.hmp('stop')).toBe('');
+    expect(bdrvInFlightAll(vm.kernel)).toBe(0);
+    const recs = vm.trace.records().slice(from);
+    const names = recs.map((r) => `${r.kind} ${r.name}`);
+    const at = (n: string, after = 0): number => names.indexOf(n, after);
+    // The chain of QEMU 7.2's hmp_stop: vm_stop -> do_vm_stop -> (runstate, vCPUs paused,
+    // vm_state_notify, STOP) -> bdrv_drain_all -> bdrv_flush_all.
+    const stop = at('enter do_vm_stop', at('enter hmp_stop'));
+    const begin = at('event bdrv_drain_all_begin', stop);
+    const drained = at('exit bdrv_drain_all', begin);
+    const flush = at('enter bdrv_flush_all', drained);
+    expect([stop > 0, at('event qapi_event_send', stop) < begin, begin > stop, drained > begin, flush > drained]).toEqual([true, true, true, true, true]);
+    expect(at('exit do_vm_stop', flush)).toBeGreaterThan(flush);
+    const inFlight = recs[begin]!.args!['in_flight'] as number;
+    expect(inFlight).toBeGreaterThanOrEqual(2);
+    const completions = names.slice(begin, drained).filter((n) => n === 'enter blk_aio_complete');
+    expect(completions).toHaveLength(inFlight); // each request completes in the drain, none after
+    // The guest, resumed, sees its requests done and goes on (the run stays deterministic).
+    const c = vm.console.text().length;
+    expect(vm.hmp('cont')).toBe('');
+    vm.runFor(150_000_000);
+    expect(vm.console.text().slice(c)).toMatch(/disk: \d+ requests, read hash [0-9a-f]{8}\r\n/);
+  }, 60_000);
 });
 
 describe('info snapshots, delvm, names', () => {

@@ -54,6 +54,9 @@ export function disklessSnapshotOps(mons: MonitorSet): MonitorSnapshotOps {
     snapshotDelete: noJobs,
     queryJobs: () => [],
     jobDismiss: () => 'Job not found',
+    infoBlock: () => '', // no drives: QEMU prints nothing
+    queryBlock: () => [],
+    queryNamedBlockNodes: () => [],
   };
 }
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   blkAttachDev, blkIostatusEnable, blockSetIo, blockState, driveNew, driveParse, hmpInfoBlockText,
   memBlockFileProviderCreate, qcow2Create, qemuOptsSplit, qmpQueryBlock, qmpQueryNamedBlockNodes,
-  bdrvAllCreateSnapshot, bdrvAllFindVmstateBs, bdrvCloseAll, blkDelete,
+  bdrvAllCreateSnapshot, bdrvAllFindVmstateBs, bdrvCloseAll, blkDelete, sizeToStr,
 } from '../../../core/block/index.ts';
 import { loopMachineCreate, type LoopMachine } from '../../../core/loop/index.ts';
 
@@ -99,12 +99,16 @@ describe('info block and query-block', () => {
       + '    Cache mode:       writeback\n'
       + '\n'
       + 'r0 (raw0): r.raw (raw, read-only)\n'
+      + '    Removable device: not locked, tray closed\n' // no device uses it
       + '    Cache mode:       writeback, ignore flushes\n'
       + '\n'
-      + 'empty: [not inserted]\n',
+      + 'empty: [not inserted]\n'
+      + '    Removable device: not locked, tray closed\n',
     );
     // QEMU prints the separating newline even when a device filter skipped the entries before.
-    expect(hmpInfoBlockText(m, 'r0')).toBe('\nr0 (raw0): r.raw (raw, read-only)\n    Cache mode:       writeback, ignore flushes\n');
+    expect(hmpInfoBlockText(m, 'r0')).toBe(
+      '\nr0 (raw0): r.raw (raw, read-only)\n    Removable device: not locked, tray closed\n    Cache mode:       writeback, ignore flushes\n',
+    );
     expect(hmpInfoBlockText(m, 'disk0', true)).toBe('\ndisk0: d.qcow2 (qcow2)\n    Cache mode:       writeback\n');
     expect(blkAttachDev(b, 'other')).toEqual({ ok: false, errno: 22, error: "Drive 'd0' is already in use by another device" });
   });
@@ -117,7 +121,7 @@ describe('info block and query-block', () => {
     bdrvAllCreateSnapshot(m, { idStr: '', name: 'snap0', vmStateSize: 0, dateSec: 1_767_225_600, dateNsec: 0, vmClockNsec: 1_500_000_000, icount: -1 }, vm.value, 4096);
     const [info] = qmpQueryBlock(m);
     expect(info).toMatchObject({
-      device: 'd0', type: 'unknown', removable: false, locked: false,
+      device: 'd0', type: 'unknown', removable: true, locked: false, // no device attached
       inserted: {
         file: 'd.qcow2', 'node-name': 'disk0', ro: false, drv: 'qcow2', backing_file_depth: 0, encrypted: false,
         detect_zeroes: 'off', cache: { writeback: true, direct: false, 'no-flush': false }, write_threshold: 0,
@@ -128,7 +132,30 @@ describe('info block and query-block', () => {
         },
       },
     });
-    expect(qmpQueryNamedBlockNodes(m).map((n) => n.drv)).toEqual(['file', 'qcow2']);
+    // Newest first, as bdrv_named_nodes_list prepends.
+    expect(qmpQueryNamedBlockNodes(m).map((n) => n.drv)).toEqual(['qcow2', 'file']);
+  });
+
+  it('info block -v appends each image\'s description, with its snapshots, as qemu-img info prints it', () => {
+    const m = setup();
+    drive(m, 'file=d.qcow2,format=qcow2,if=none,id=d0,node-name=disk0');
+    const vm = bdrvAllFindVmstateBs(m);
+    if (!vm.ok) throw new Error(vm.error);
+    bdrvAllCreateSnapshot(m, { idStr: '', name: 'snap0', vmStateSize: 0, dateSec: 1_767_225_600, dateNsec: 0, vmClockNsec: 1_500_000_000, icount: 42 }, vm.value, 0);
+    const size = qmpQueryBlock(m)[0]!.inserted!.image['actual-size']!;
+    expect(hmpInfoBlockText(m, null, false, true, 3600)).toBe(
+      'd0 (disk0): d.qcow2 (qcow2)\n'
+      + '    Removable device: not locked, tray closed\n'
+      + '    Cache mode:       writeback\n'
+      + '\nImages:\n'
+      + 'image: d.qcow2\nfile format: qcow2\nvirtual size: 64 MiB (67108864 bytes)\n'
+      + `disk size: ${sizeToStr(size)}\ncluster_size: 65536\n`
+      + 'Snapshot list:\n'
+      + 'ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT\n'
+      + '1         snap0                 0 B 2026-01-01 01:00:00 00:00:01.500         42\n'
+      + 'Format specific information:\n    compat: 1.1\n    compression type: zlib\n    lazy refcounts: false\n'
+      + '    refcount bits: 16\n    corrupt: false\n    extended l2: false\n',
+    );
   });
 
   it('deleting drives closes their nodes; close-all leaves nothing open', () => {

@@ -10,7 +10,7 @@ import { bdrvInFlightAll, blkByName, blkPread, blockState, qmpQueryBlock } from 
 import {
   globalStateStore, qemuFileGetBuffer, qemuFileWriterCreate, qemuLoadvmState, qemuSavevmState, vmstateSaveState,
 } from '../../../core/migration/index.ts';
-import { virtioBlkSavedState, vmstateVirtioBlk } from '../../../core/virtio-vmstate.ts';
+import { virtioBlkSavedState, vmstateVirtioBlk } from '../../../core/migration/machine/virtio-mmio.ts';
 import { VIRT_VIRTIO_BASE, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../core/hw/index.ts';
 import {
   Q, QN, REG, blkRequest, dataOf, driverInit, le16, offer, put, rd, statusOf, usedElem, virtioRig, wr,
@@ -28,7 +28,8 @@ describe('virtio-mmio transports', () => {
       expect(at(REG.DEVICE_ID)).toBe(i === 7 ? 2 : 0);
     }
     expect(r.m.virtio.blks[0]!.proxy.index).toBe(7);
-    expect(qmpQueryBlock(r.m)[0]!.qdev).toBe('/machine/peripheral-anon/device[7]');
+    // QEMU names an anonymous -device by how many came before it, not by its transport.
+    expect(qmpQueryBlock(r.m)[0]!.qdev).toBe('/machine/peripheral-anon/device[0]');
   });
 
   it('offers VERSION_1 and virtio-blk features; QueueNumMax 1024; config holds capacity and blk_size', () => {

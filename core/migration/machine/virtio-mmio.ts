@@ -1,20 +1,22 @@
 // VMState descriptions of a virtio-mmio transport with its device (virtio-blk), over the plain
-// state in hw/virtio-mmio.ts, hw/virtqueue.ts and hw/virtio-blk.ts (kept at the machine layer,
-// like migration/machine/ describes the other devices, so hw/ does not import migration/). The section is named as QEMU names
-// it (idstr "virtio-mmio@<base>/virtio-blk", version 2), but the body is detvm's own layout:
+// state in hw/virtio-mmio.ts, hw/virtqueue.ts and hw/virtio-blk.ts (here with the other device
+// descriptions, so hw/ does not import migration/). The section is named as QEMU names it
+// (idstr "virtio-mmio@<base>/virtio-blk", version 2), but the body is detvm's own layout:
 // QEMU writes virtio devices with hand-written code (virtio_save) that a VMState description
 // cannot express, so a QEMU stream's virtio-blk section does not load into detvm, nor the
 // reverse. Requests in flight are not saved: savevm and migration drain the drive first.
 
+import { EINVAL } from '../errors.ts';
 import {
-  EINVAL, type VMStateDescription, type VMStateStaged, vmstateArray, vmstateBool, vmstateCommit, vmstateStruct,
-  vmstateStructArray, vmstateUint16, vmstateUint32, vmstateUint64, vmstateUint8,
-} from './migration/index.ts';
-import { assert } from './util/index.ts';
+  type VMStateDescription, type VMStateStaged, vmstateArray, vmstateBool, vmstateStruct, vmstateStructArray,
+  vmstateUint16, vmstateUint32, vmstateUint64, vmstateUint8,
+} from '../vmstate-types.ts';
+import { vmstateCommit } from '../vmstate.ts';
+import { assert } from '../../util/index.ts';
 import {
   type VirtQueueState, type VirtioMmioProxy, type VirtioMmioQueueRegs, type VirtioMmioState, type VirtIOBlock,
   type VirtIOBlockState, VIRTQUEUE_MAX_SIZE, virtioMmioDevPath, virtioMmioUpdateIrq,
-} from './hw/index.ts';
+} from '../../hw/index.ts';
 
 /** The device ring a queue runs on, and how far the device got. */
 const vmstateVirtQueue: VMStateDescription<VirtQueueState> = {

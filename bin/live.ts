@@ -4,7 +4,7 @@
 // milliseconds of wall time, so sockets and the terminal stay responsive.
 
 import { type HostIo, hostClockSourceCreate, hostIoCreate } from '../core/host/index.ts';
-import { loopStep, type LoopMachine } from '../core/loop/index.ts';
+import { loopStep, loopWouldSpin, type LoopMachine } from '../core/loop/index.ts';
 import type { ChardevIo } from '../core/host/index.ts';
 import type { MachineConfig } from '../index.ts';
 import { charState } from '../core/char/index.ts';
@@ -47,7 +47,9 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
       loopStep(m);
       onIteration?.();
       if (m.loop.exitStatus !== null) return m.loop.exitStatus;
-      if (!hadInput && m.loop.lastTimeoutNs !== 0) {
+      // Idle unless this iteration took input, its poll had a zero timeout, or its vCPU turn
+      // notified the loop (qemu_notify_event: QEMU's next poll would return at once).
+      if (!hadInput && m.loop.lastTimeoutNs !== 0 && !loopWouldSpin(m)) {
         await io.waitEvent(m.loop.lastTimeoutNs);
         lastYield = performance.now();
       } else if (performance.now() - lastYield >= YIELD_EVERY_MS) {

@@ -187,6 +187,16 @@ function scanScheduled(bhs: readonly QEMUBH[], from: number): number {
   return r;
 }
 
+/**
+ * Whether a non-idle BH is scheduled, so the next poll will not sleep (qemu_notify_event is one).
+ * Reads no clock: the live driver asks it before it waits.
+ */
+export function aioBhScheduledNow(ctx: AioContext): boolean {
+  if (scanScheduled(ctx.bhList, 0) === 0) return true;
+  for (const s of ctx.slices) if (scanScheduled(s.bhs, s.pos) === 0) return true;
+  return false;
+}
+
 /** Ready if any BH (idle ones too) is scheduled, an fd handler has work, or a timer is due. @qemu aio_ctx_check */
 export function aioCtxCheck(ctx: AioContext): boolean {
   if (scanScheduled(ctx.bhList, 0) >= 0) return true;

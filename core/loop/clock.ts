@@ -64,6 +64,10 @@ export interface ClocksState {
    */
   icountRunning: { counter: { icount: number }; start: number } | null;
   host: HostClockSource | null;
+  /** Live mode: the last host monotonic time read (what the trace stamps records with). */
+  lastHostNs: number;
+  /** Live mode: the last HOST (wall) clock read. */
+  lastHostRealtimeNs: number;
 }
 
 export interface ClockConfig {
@@ -102,13 +106,42 @@ export function clocksCreate(cfg: ClockConfig = {}): ClocksState {
     icount: 0,
     icountRunning: null,
     host: cfg.host ?? null,
+    lastHostNs: 0,
+    lastHostRealtimeNs: 0,
   };
 }
 
 /** Host monotonic time: the simulated time in virtual mode. @qemu util/qemu-timer.c get_clock */
 export function getClock(c: ClocksState): number {
   if (c.mode === 'virtual') return c.simNs;
-  return c.host!.monotonicNs();
+  const ns = c.host!.monotonicNs();
+  c.lastHostNs = ns;
+  return ns;
+}
+
+/**
+ * REALTIME as last seen, without reading the host: the simulated time in virtual mode, the last
+ * host read in live mode. Observers (the trace) use it, so that how much is traced never changes
+ * the host reads a recording logs and its replay consumes.
+ */
+export function clockPeekNs(c: ClocksState): number {
+  return c.mode === 'virtual' ? c.simNs : c.lastHostNs;
+}
+
+/** qemu_clock_get_ns for observers: any clock, from the last host reads (see clockPeekNs). */
+export function qemuClockPeekNs(c: ClocksState, type: ClockType): number {
+  if (c.mode === 'virtual') return qemuClockGetNs(c, type);
+  const cpuClock = c.cpuTicksEnabled ? c.cpuClockOffsetNs + c.lastHostNs : c.cpuClockOffsetNs;
+  switch (type) {
+    case QEMU_CLOCK_REALTIME:
+      return c.lastHostNs;
+    case QEMU_CLOCK_VIRTUAL:
+      return c.icountEnabled ? icountGetNs(c) : cpuClock;
+    case QEMU_CLOCK_HOST:
+      return c.lastHostRealtimeNs;
+    case QEMU_CLOCK_VIRTUAL_RT:
+      return cpuClock;
+  }
 }
 
 /** @qemu softmmu/cpu-timers.c cpu_get_clock */
@@ -135,7 +168,8 @@ export function qemuClockGetNs(c: ClocksState, type: ClockType): number {
     case QEMU_CLOCK_VIRTUAL:
       return c.icountEnabled ? icountGetNs(c) : cpuGetClock(c);
     case QEMU_CLOCK_HOST:
-      return c.mode === 'virtual' ? c.simNs : c.host!.realtimeNs();
+      if (c.mode === 'virtual') return c.simNs;
+      return (c.lastHostRealtimeNs = c.host!.realtimeNs());
     case QEMU_CLOCK_VIRTUAL_RT:
       return cpuGetClock(c);
   }

@@ -12,7 +12,7 @@
 // main_loop_should_exit runs after each iteration (drive.ts), as in qemu_main_loop.
 
 import {
-  type ClocksState, type ClockType, QEMU_CLOCK_MAX, QEMU_CLOCK_REALTIME, clockAdvanceSimTo, qemuClockGetNs,
+  type ClocksState, type ClockType, QEMU_CLOCK_MAX, QEMU_CLOCK_REALTIME, clockAdvanceSimTo, qemuClockGetNs, qemuClockPeekNs, clockPeekNs,
   qemuSoonestTimeout, qemuTimeoutNsToMs, SCALE_MS,
 } from './clock.ts';
 import {
@@ -21,7 +21,7 @@ import {
 } from './timer.ts';
 import {
   type AioContext, type QEMUBH, aioContextNew, aioBhNew, qemuBhSchedule, aioComputeTimeout, aioCtxCheck,
-  aioDispatch,
+  aioDispatch, aioBhScheduledNow,
 } from './async.ts';
 import { type SourceSet, type LoopSource, sourceSetCreate, gSourceAttach, G_PRIORITY_DEFAULT } from './source.ts';
 import { type FdTable, fdTableCreate, hostDeliverDue, hostNextInputNs } from './pollfd.ts';
@@ -48,6 +48,8 @@ export interface LoopHooks {
   vcpuSlice: (m: LoopMachine) => void;
   /** A timer became the head of a main_loop_tlg list. @qemu qemu_timer_notify_cb */
   timerNotify: (m: LoopMachine, type: ClockType) => void;
+  /** Whether a vCPU thread has something to do now (not all_cpu_threads_idle). Reads no clock. */
+  vcpuBusy: (m: LoopMachine) => boolean;
 }
 
 export interface MainLoopState {
@@ -61,7 +63,10 @@ export interface MainLoopState {
   sources: SourceSet;
   notifyBh: QEMUBH;
   pollState: 'fill' | 'ok' | 'err';
-  /** Timeout of the last poll in ns (-1: infinite); the live driver waits this long. */
+  /**
+   * Timeout of the last poll in ns (-1: infinite); the live driver waits this long. The live
+   * icount warp shortens it to its warp timer's expiry (the warp happens after the poll).
+   */
   lastTimeoutNs: number;
   /** The last virtual-mode poll had nothing to wait for: no deadline, BH or scheduled input. */
   blocked: boolean;
@@ -105,7 +110,17 @@ export function defaultLoopHooks(): LoopHooks {
     shouldExit: () => false,
     vcpuSlice: () => {},
     timerNotify: (m) => qemuNotifyEvent(m),
+    vcpuBusy: () => false,
   };
+}
+
+/**
+ * Whether the next iteration's poll would not sleep: a BH is scheduled (qemu_notify_event is
+ * one) or a vCPU has work. The live driver asks it after an iteration before it waits for host
+ * events; it reads no clock, so asking adds nothing to a recording.
+ */
+export function loopWouldSpin(m: LoopMachine): boolean {
+  return aioBhScheduledNow(m.loop.aio) || m.loop.hooks.vcpuBusy(m);
 }
 
 /** Build the main loop of `m` (clocks, trace, rng, seq and fdt already set). @qemu qemu_init_main_loop */
@@ -256,16 +271,20 @@ export function mainLoopWait(m: LoopMachine, nonblocking: boolean): void {
   const tr = tracing && hasExpired(m) && traceEnter(m, TRACE_CONTROL, 'qemu_clock_run_all_timers');
   qemuClockRunAllTimers(m);
   traceExit(m, tr, 'qemu_clock_run_all_timers');
-  if (opened) traceExit(m, true, 'main_loop_wait', { now_ns: qemuClockGetNs(m.clocks, QEMU_CLOCK_REALTIME) });
+  if (opened) traceExit(m, true, 'main_loop_wait', { now_ns: clockPeekNs(m.clocks) });
 }
 
-/** Whether a main-loop timer is due (only to keep empty timer phases out of the trace). */
+/**
+ * Whether a main-loop timer is due (only to keep empty timer phases out of the trace). It peeks
+ * at the clocks: tracing must not add host clock reads, or a replay at another trace level would
+ * not consume the recorded ones.
+ */
 function hasExpired(m: LoopMachine): boolean {
   for (let type = 0; type < QEMU_CLOCK_MAX; type++) {
     const tl = m.loop.tlg.lists[type]!;
     if (!qemuClockUseForDeadline(m.clocks, type as ClockType) || !m.clocks.enabled[type]) continue;
     const head = timerlistHeadExpireNs(tl);
-    if (head >= 0 && head <= qemuClockGetNs(m.clocks, type as ClockType)) return true;
+    if (head >= 0 && head <= qemuClockPeekNs(m.clocks, type as ClockType)) return true;
   }
   return false;
 }

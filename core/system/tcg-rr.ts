@@ -229,6 +229,9 @@ function rrLiveWarp(m: SystemMachine): void {
   const d = qemuClockDeadlineNsAll(allGroups(m), QEMU_CLOCK_VIRTUAL, ~QEMU_TIMER_ATTR_EXTERNAL);
   const warp = d < 0 ? 0 : Math.min(now - s.warpStartNs, d);
   s.warpStartNs = now;
+  // The warp timer (VIRTUAL_RT) now expires d - warp from now: the next poll sleeps no longer,
+  // even though this iteration's poll timeout was computed before the warp.
+  if (d > warp) m.loop.lastTimeoutNs = qemuSoonestTimeout(m.loop.lastTimeoutNs, d - warp);
   if (warp <= 0 && d !== 0) return;
   icountWarp(c, warp);
   if (warp === d) rrTimerNotify(m, QEMU_CLOCK_VIRTUAL);
@@ -268,4 +271,5 @@ export function rrInstallHooks(m: SystemMachine): void {
   h.startWarpTimer = () => rrLiveWarp(m);
   h.vcpuSlice = () => rrThreadTurn(m);
   h.timerNotify = (_lm, type) => rrTimerNotify(m, type);
+  h.vcpuBusy = () => m.sys.vcpus.length > 0 && !allCpuThreadsIdle(m);
 }

@@ -4,7 +4,7 @@
 // a run depends only on the records, so two runs are identical iff their final hashes are.
 
 import { assert } from '../util/index.ts';
-import { type ClocksState, qemuClockGetNs, QEMU_CLOCK_REALTIME } from '../loop/clock.ts';
+import { type ClocksState, clockPeekNs } from '../loop/clock.ts';
 
 /** 0: off; 1: control plane (loop phases, dispatch, monitor, run states); 2: devices too. */
 export type TraceLevel = 0 | 1 | 2;
@@ -108,7 +108,7 @@ function emit(m: Traced, kind: TraceKind, name: string, args: TraceArgs | undefi
   const t = m.trace;
   const rec = {
     seq: t.seq++,
-    ns: qemuClockGetNs(m.clocks, QEMU_CLOCK_REALTIME),
+    ns: clockPeekNs(m.clocks),
     icount: m.clocks.icount,
     kind,
     name,

@@ -91,6 +91,19 @@ describe('a recorded live session replays exactly', async () => {
     expect(vm.console.text()).toBe(rec.serial);
   });
 
+  it('replays the same at any trace level: tracing reads no host clock of its own', () => {
+    for (const trace of [0, 2] as const) {
+      const vm = createMachine({ ...replayConfig(rec.file), trace });
+      const r = vm.replay!.run();
+      expect(vm.replay!.divergence(), `trace level ${trace}`).toBeNull();
+      expect(r.stop).toBe('end');
+      const out = vm.replay!.output();
+      expect(out.find((o) => o.name.includes('compat_monitor0'))!.text).toBe(rec.hmp);
+      expect(out.find((o) => o.name.includes('compat_monitor1'))!.text).toBe(rec.qmp);
+      expect(vm.console.text()).toBe(rec.serial);
+    }
+  });
+
   it('detvm replay --check and --export agree with the recording', async () => {
     const c = cli();
     expect(await replayMain([rec.file, '--check'], c.io)).toBe(0);

@@ -1,8 +1,11 @@
-// Migration benchmarks (issue 7), file-based: save 64 MiB and 256 MiB of random-filled guest RAM
-// (plus the timer and globalstate sections) to a file with qemuSavevmState, then load the file
-// into a second machine through the incremental loader in 4 MiB reads (parse and stage), and
-// apply it (commit). Real QEMU 7.2 needs about
-// 160 ms (64 MiB) and 380 ms (256 MiB) for a whole migration with unlimited bandwidth.
+// Migration benchmarks (issue 7). Whole processes (bench/migration-process.ts): a running VM
+// whose 64 MiB or 256 MiB of RAM are random migrates with unlimited bandwidth to a file and over
+// loopback TCP, detvm (`node bin/detvm.js`) next to real QEMU 7.2 (qemu-system-riscv32) measured
+// here by the same driver: the source's total time and downtime (query-migrate) and, over TCP,
+// the time until the destination runs. Best of RUNS runs each (the host is shared). The issue
+// quotes QEMU at ~160 ms (64 MiB) and ~380 ms (256 MiB). Then the codec alone, in one process:
+// qemuSavevmState of the RAM (plus timer and globalstate) to a file, and the atomic incremental
+// load of that file in 4 MiB reads (parse and stage), then its commit.
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +18,10 @@ import {
 } from '../core/migration/index.ts';
 import { prngCreate, prngNextU32 } from '../core/util/index.ts';
 import { type BenchRow, timeMs } from './harness.ts';
+import { type Emulator, type MigrationRun, migrateOnce, qemuAvailable, writeRandomImage } from './migration-process.ts';
+
+/** Runs of each process measurement; the best counts. */
+const RUNS = 3;
 
 function machine(ramBytes: number): { sv: SaveVMState; fill: (seed: number) => void } {
   const m = loopMachineCreate();
@@ -66,25 +73,58 @@ async function one(mib: number, dir: string): Promise<BenchRow[]> {
     if (loadvmFeed(ls, null) !== 'loaded') throw new Error(ls.failure?.messages.join('\n'));
     commitMs = await timeMs(() => loadvmCommit(ls));
   });
-  const qemuMs = mib === 64 ? 160 : 380;
   return [
     { name: `save ${mib} MiB to a file`, value: saveMs, unit: 'ms' },
     {
       name: `load ${mib} MiB from the file (atomic)`, value: loadMs, unit: 'ms',
       note: `commit ${commitMs.toFixed(0)} ms`,
     },
-    {
-      name: `migrate ${mib} MiB via a file, total`, value: saveMs + loadMs, unit: 'ms',
-      target: `<= QEMU 7.2 (~${qemuMs} ms)`, pass: saveMs + loadMs <= qemuMs,
-    },
-
+    { name: `codec: save + load ${mib} MiB`, value: saveMs + loadMs, unit: 'ms' },
   ];
+}
+
+async function best(emu: Emulator, image: string, mib: number, target: 'file' | 'tcp', dir: string): Promise<MigrationRun> {
+  let b: MigrationRun | null = null;
+  for (let i = 0; i < RUNS; i++) {
+    const r = await migrateOnce(emu, image, mib, target, dir);
+    if (b === null || r.totalMs < b.totalMs) b = r;
+  }
+  return b!;
+}
+
+/** detvm and QEMU side by side for one size and target. */
+async function processRows(mib: number, target: 'file' | 'tcp', dir: string, haveQemu: boolean): Promise<BenchRow[]> {
+  const image = join(dir, `image-${mib}.bin`);
+  writeRandomImage(image, mib, mib);
+  const d = await best('detvm', image, mib, target, dir);
+  const q = haveQemu ? await best('qemu', image, mib, target, dir) : null;
+  const how = target === 'file' ? 'to a file' : 'over loopback TCP';
+  const rows: BenchRow[] = [];
+  const row = (what: string, dv: number, qv: number | undefined): void => {
+    rows.push({
+      name: `migrate ${mib} MiB ${how}: ${what}`, value: dv, unit: 'ms',
+      ...(qv !== undefined ? { target: `<= QEMU 7.2 here (${qv.toFixed(0)} ms)`, pass: dv <= qv } : {}),
+    });
+  };
+  row('total time', d.totalMs, q?.totalMs);
+  row('downtime', d.downtimeMs, q?.downtimeMs);
+  if (d.destRunningMs !== null) row('until the destination runs', d.destRunningMs, q?.destRunningMs ?? undefined);
+  if (q !== null) {
+    rows.push({ name: `QEMU 7.2: ${mib} MiB ${how}, total time`, value: q.totalMs, unit: 'ms', note: `downtime ${q.downtimeMs} ms` });
+  }
+  return rows;
 }
 
 export async function run(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'detvm-mig-bench-'));
   try {
-    return [...(await one(64, dir)), ...(await one(256, dir))];
+    const haveQemu = qemuAvailable();
+    const rows: BenchRow[] = [];
+    for (const mib of [64, 256]) {
+      for (const target of ['file', 'tcp'] as const) rows.push(...(await processRows(mib, target, dir, haveQemu)));
+    }
+    if (!haveQemu) rows.push({ name: 'QEMU 7.2 not measured (qemu-system-riscv32 7.2 not found)', value: 0, unit: '' });
+    return [...rows, ...(await one(64, dir)), ...(await one(256, dir))];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,7 @@ import {
   HMP_PARAMETER_ORDER, MIGRATION_CAPABILITIES, MIGRATION_PARAMETERS, MIGRATION_PARAMETERS_SUPPORTED,
   type MigrationCapability, type MigrationMachine, type MigrationParamSupported, migrationCapsSet,
   migrationIsRunning, migrationParamLine, migrationParamsQuery, migrationParamsSet, qemuSavevmStateBlocked,
-  qmpMigrate, qmpMigrateCancel, qmpMigrateIncoming, qmpQueryMigrate,
+  qmpMigrate, qmpMigrateCancel, qmpMigrateIncoming, qmpQueryMigrate, migrationStateHash,
 } from '../core/migration/index.ts';
 import type { MonitorMigration } from './migration-cmds.ts';
 
@@ -33,6 +33,7 @@ export function migrationMonitorBindings(m: MigrationMachine): MonitorMigration 
     },
     parameterLine: migrationParamLine,
     hmpParameterOrder: HMP_PARAMETER_ORDER,
+    stateHash: () => migrationStateHash(m),
     parameterNames: MIGRATION_PARAMETERS.map((p) => p.name),
   };
 }

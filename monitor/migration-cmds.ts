@@ -7,7 +7,7 @@
 // Invariant: HMP handlers call the QMP handlers, as QEMU's do.
 
 import type { SocketAddress } from '../core/host/index.ts';
-import type { MigrationInfo, MigrationRamInfo } from '../core/migration/index.ts';
+import type { MigrationInfo, MigrationRamInfo, MigrationStateHash } from '../core/migration/index.ts';
 import { QEMU_CLOCK_REALTIME, qemuClockGetNs, timerDel, timerModNs, timerNew } from '../core/loop/index.ts';
 import type { Monitor, MonitorSet } from './monitor.ts';
 import { errorReport, monitorPrintf, monitorResume, monitorSuspend } from './monitor.ts';
@@ -41,6 +41,8 @@ export interface MonitorMigration {
   hmpParameterOrder: readonly string[];
   /** Parameters that migrate-set-parameters may carry (all of MigrateSetParameters). */
   parameterNames: readonly string[];
+  /** detvm: the guest-visible state fingerprint (core/migration/migration-hash.ts). */
+  stateHash?(): MigrationStateHash;
 }
 
 const MIGRATE_HELP = 'migrate to URI (using -d to not wait for completion)\n\t\t\t -b for migration without'
@@ -371,6 +373,17 @@ function qmpCommands(mig: MonitorMigration): QmpCommand[] {
     { name: 'migrate-recover', args: [{ name: 'uri', type: T_STR }], allowOob: true,
       fn: () => qmpFail(RECOVER_ERROR) },
     { name: 'migrate-pause', args: [], allowOob: true, fn: () => qmpFail(PAUSE_ERROR) },
+    // detvm only (x- as QEMU marks unstable commands): the guest-visible state fingerprint, to
+    // compare a migrated machine with an unmigrated one (test/scenarios/migration-process.test.ts).
+    { name: 'x-detvm-query-state-hash', args: [], fn: () => {
+      if (mig.stateHash === undefined) return qmpFail('this machine has no state fingerprint');
+      const s = mig.stateHash();
+      return {
+        ok: true,
+        value: qdictFrom([['hash', s.hash], ['icount', qnumInt(s.icount)], ['virtual-ns', qnumInt(s.virtualNs)],
+          ['idle', s.idle]]),
+      };
+    } },
   ];
 }
 

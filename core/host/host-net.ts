@@ -103,14 +103,20 @@ interface HostNetCtx {
 /** The VirtualFd write of a connection: Node-side buffering up to writeHigh, then unwritable. */
 function hostConnWrite(ctx: HostNetCtx, socket: net.Socket, fd: VirtualFd, d: Uint8Array): number {
   if (socket.destroyed || !socket.writable) return -1;
-  const space = ctx.writeHigh - socket.writableLength;
-  if (space <= 0) {
-    fd.writable = false;
-    return 0;
+  // Node may hand a write to the kernel at once (writableLength back to 0, no 'drain' to come),
+  // so keep writing while there is room; turn unwritable only with writeHigh bytes buffered,
+  // where the last write returned false and 'drain' will follow.
+  let n = 0;
+  while (n < d.length) {
+    const space = ctx.writeHigh - socket.writableLength;
+    if (space <= 0) {
+      fd.writable = false;
+      break;
+    }
+    const k = Math.min(space, d.length - n);
+    socket.write(Buffer.from(d.subarray(n, n + k)));
+    n += k;
   }
-  const n = Math.min(space, d.length);
-  socket.write(Buffer.from(d.subarray(0, n)));
-  if (n < d.length) fd.writable = false;
   return n;
 }
 

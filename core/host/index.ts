@@ -7,3 +7,4 @@ export * from './block-file.ts';
 export * from './host-net.ts';
 export * from './host-stdio.ts';
 export * from './host-io.ts';
+export * from './host-exec.ts';

@@ -43,3 +43,4 @@ export {
 } from './migration-thread.ts';
 export { qmpMigrateIncoming, migrationIncomingStartup } from './migration-incoming.ts';
 export { migrationSaveVm, migrationSaveVmBytes, migrationLoadVm } from './migration-snapshot.ts';
+export { migrationStateHash, type MigrationStateHash } from './migration-hash.ts';

@@ -112,29 +112,31 @@ export function migrationChannelFlush(ch: MigrationChannel): number {
  */
 export function migrationChannelWrite(ch: MigrationChannel, bytes: Uint8Array): number {
   if (ch.error !== null) return -5;
-  if (ch.queue.length === 0) {
-    const fd = ch.fd;
-    if (fd.closed || fd.hup) {
-      channelFail(ch, 'Broken pipe');
-      return -5;
-    }
-    const n = fd.writable ? fd.write(bytes) : 0;
-    if (n < 0) {
-      channelFail(ch, 'Broken pipe');
-      return -5;
-    }
-    if (n === bytes.length) return 0;
-    const rest = bytes.slice(n);
-    ch.queue.push(rest);
-    ch.queued += rest.length;
+  // Drain the queue first, so that bytes go straight from the writer's buffer when they can.
+  if (ch.queue.length > 0 && migrationChannelFlush(ch) > 0) {
+    const copy = bytes.slice();
+    ch.queue.push(copy);
+    ch.queued += copy.length;
     return 0;
   }
-  const copy = bytes.slice();
-  ch.queue.push(copy);
-  ch.queued += copy.length;
-  migrationChannelFlush(ch);
-  return ch.error === null ? 0 : -5;
+  if (ch.error !== null) return -5;
+  const fd = ch.fd;
+  if (fd.closed || fd.hup) {
+    channelFail(ch, 'Broken pipe');
+    return -5;
+  }
+  const n = fd.writable ? fd.write(bytes) : 0;
+  if (n < 0) {
+    channelFail(ch, 'Broken pipe');
+    return -5;
+  }
+  if (n === bytes.length) return 0;
+  const rest = bytes.slice(n);
+  ch.queue.push(rest);
+  ch.queued += rest.length;
+  return 0;
 }
+
 
 /** Run `fn` once the descriptor is writable again (or hung up); replaces an earlier wait. */
 export function migrationChannelWaitWritable(m: LoopMachine, ch: MigrationChannel, fn: () => void): void {

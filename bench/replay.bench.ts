@@ -11,6 +11,7 @@ import { createMachine, type DetvmMachine, type MachineConfig } from '../index.t
 import { liveHost, liveStartup, runLive } from '../bin/live.ts';
 import { QEMU_CLOCK_VIRTUAL, qemuClockGetNs } from '../core/loop/index.ts';
 import { charState } from '../core/char/index.ts';
+import { replayHeaderDecode } from '../core/replay/index.ts';
 import { prngCreate, prngInt } from '../core/util/index.ts';
 import { type BenchRow, percentiles } from './harness.ts';
 
@@ -20,10 +21,14 @@ const PINGS = Number(process.env.BENCH_REPLAY_PINGS ?? 300);
 
 /** A guest that arms no timers: `wfi; j .-4` at the RAM base. */
 const IDLE_GUEST = { name: 'idle.bin', bytes: new Uint8Array([0x73, 0x00, 0x50, 0x10, 0xef, 0xf0, 0xdf, 0xff]) };
+/** A guest that computes forever (`j .`): busyloop.elf exits after 300M instructions, sooner than the pings end. */
+const BUSY_GUEST = { name: 'spin.bin', bytes: new Uint8Array([0x6f, 0x00, 0x00, 0x00]) };
 
 interface LiveRun {
   vm: DetvmMachine;
   wallMs: number;
+  /** CPU time of this process during the run (user + system). */
+  cpuMs: number;
   icount: number;
   log: Uint8Array | null;
 }
@@ -35,16 +40,19 @@ async function liveRun(cfg: MachineConfig, done: (vm: DetvmMachine) => boolean, 
   const err = await liveStartup(vm.kernel, live.io());
   if (err) throw new Error(err);
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   const run = runLive(vm.kernel, live.io(), () => {
     if (done(vm)) run.stop();
   });
   if (during) await during(vm, () => live.io().wake());
   await run.done;
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const c = process.cpuUsage(c0);
+  const cpuMs = (c.user + c.system) / 1000;
   const icount = vm.kernel.clocks.icount;
   vm.close();
   live.io().close();
-  return { vm, wallMs, icount, log: cfg.record ? vm.replay!.log() : null };
+  return { vm, wallMs, cpuMs, icount, log: cfg.record ? vm.replay!.log() : null };
 }
 
 function mips(r: { icount: number; wallMs: number }): number {
@@ -53,29 +61,51 @@ function mips(r: { icount: number; wallMs: number }): number {
 
 const med = (xs: number[]): number => percentiles(xs).median;
 
-async function recordOverhead(): Promise<{ plain: number; recording: number; replay: number; log: Uint8Array }> {
+interface Speeds {
+  plain: number;
+  recording: number;
+  replay: number;
+  /** The same from CPU time rather than wall time (less sensitive to other processes). */
+  cpu: { plain: number; recording: number; replay: number };
+  log: Uint8Array;
+}
+
+const ROUNDS = Number(process.env.BENCH_REPLAY_ROUNDS ?? 6);
+
+/**
+ * Guest MIPS of the busy guest: plain, recording, and replaying the recording just made. Each
+ * round runs the three in turn, so that load from other processes falls on all of them alike.
+ */
+async function recordOverhead(): Promise<Speeds> {
   const cfg: MachineConfig = { kernel: 'guests/bin/busyloop.elf', serial: null };
   const exited = (vm: DetvmMachine): boolean => vm.exitStatus() !== null;
-  const plain: number[] = [];
-  const rec: number[] = [];
+  const wall = { plain: [] as number[], rec: [] as number[], replay: [] as number[] };
+  const cpu = { plain: [] as number[], rec: [] as number[], replay: [] as number[] };
   let log: Uint8Array | null = null;
-  for (let i = 0; i < 4; i++) {
-    plain.push(mips(await liveRun(cfg, exited)));
+  for (let i = 0; i < ROUNDS; i++) {
+    const p = await liveRun(cfg, exited);
     const r = await liveRun({ ...cfg, record: {} }, exited);
-    rec.push(mips(r));
     log = r.log;
-  }
-  const replay: number[] = [];
-  for (let i = 0; i < 3; i++) {
     const vm = createMachine({ ...cfg, clock: 'live', replay: { log: log! } });
     const t0 = process.hrtime.bigint();
-    const r = vm.replay!.run();
+    const c0 = process.cpuUsage();
+    const rr = vm.replay!.run();
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (r.stop !== 'end') throw new Error(`replay stopped: ${r.stop} ${vm.replay!.divergence() ?? ''}`);
-    replay.push(vm.kernel.clocks.icount / ms / 1000);
+    const c = process.cpuUsage(c0);
+    if (rr.stop !== 'end') throw new Error(`replay stopped: ${rr.stop} ${vm.replay!.divergence() ?? ''}`);
+    // The first round warms the JIT; the medians of the later ones are the figures.
+    if (i === 0) continue;
+    wall.plain.push(mips(p));
+    wall.rec.push(mips(r));
+    wall.replay.push(vm.kernel.clocks.icount / ms / 1000);
+    cpu.plain.push(p.icount / p.cpuMs / 1000);
+    cpu.rec.push(r.icount / r.cpuMs / 1000);
+    cpu.replay.push(vm.kernel.clocks.icount / ((c.user + c.system) / 1000) / 1000);
   }
-  // The first runs warm the JIT; the medians of the later ones are the figures.
-  return { plain: med(plain.slice(1)), recording: med(rec.slice(1)), replay: med(replay), log: log! };
+  return {
+    plain: med(wall.plain), recording: med(wall.rec), replay: med(wall.replay),
+    cpu: { plain: med(cpu.plain), recording: med(cpu.rec), replay: med(cpu.replay) }, log: log!,
+  };
 }
 
 async function tickRecording(dir: string): Promise<{ log: Uint8Array; guestSeconds: number }> {
@@ -106,9 +136,9 @@ function seekLatency(log: Uint8Array, dir: string): { median: number; p99: numbe
 }
 
 /** QMP query-status round trips against a recording live machine running `kernel`. */
-async function qmpWhileRecording(kernel: MachineConfig['kernel']): Promise<{ median: number; p99: number }> {
+async function qmpWhileRecording(kernel: MachineConfig['kernel'], record = true): Promise<{ median: number; p99: number }> {
   const rtts: number[] = [];
-  await liveRun({ kernel, serial: null, qmp: ['tcp:127.0.0.1:0,server=on,wait=off'], record: {} }, () => false, async (vm, wake) => {
+  await liveRun({ kernel, serial: null, qmp: ['tcp:127.0.0.1:0,server=on,wait=off'], ...(record ? { record: {} } : {}) }, () => false, async (vm, wake) => {
     const port = Number(/:(\d+),server=on/.exec(charState(vm.kernel).chardevs.get('compat_monitor0')!.filename)![1]);
     const s = net.connect({ host: '127.0.0.1', port });
     s.setNoDelay(true);
@@ -147,21 +177,29 @@ async function qmpWhileRecording(kernel: MachineConfig['kernel']): Promise<{ med
 export async function run(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'detvm-replay-bench-'));
   try {
+    const stage = (what: string): void => void process.stderr.write(`replay bench: ${what}\n`);
+    stage('record overhead');
     const o = await recordOverhead();
+    stage(`tick guest, ${GUEST_SECONDS} guest seconds`);
     const tick = await tickRecording(dir);
+    stage('seek latency');
     const seek = seekLatency(tick.log, dir);
+    stage('QMP while recording, idle guest');
     const idle = await qmpWhileRecording(IDLE_GUEST);
-    const busy = await qmpWhileRecording('guests/bin/busyloop.elf');
+    stage('QMP while recording, busy guest');
+    const busy = await qmpWhileRecording(BUSY_GUEST);
+    const busyPlain = await qmpWhileRecording(BUSY_GUEST, false);
     const perSec = tick.log.length / tick.guestSeconds;
+    const headerBytes = replayHeaderDecode(tick.log, 'tick').eventsAt;
     return [
       { name: 'guest MIPS, live, plain (busyloop)', value: o.plain, unit: 'MIPS' },
       { name: 'guest MIPS, live, recording', value: o.recording, unit: 'MIPS' },
-      { name: 'record overhead: recording / plain', value: o.recording / o.plain, unit: 'x', target: '>= 0.95', pass: o.recording / o.plain >= 0.95 },
-      { name: 'replay speed / record speed', value: o.replay / o.recording, unit: 'x', target: '>= 1.0', pass: o.replay >= o.recording, note: `replay ${o.replay.toFixed(0)} MIPS` },
-      { name: `log bytes per guest second, tick guest (${tick.guestSeconds.toFixed(1)} s, 2 harts)`, value: perSec, unit: 'B/s', target: '< 3400 B/s (QEMU 7.2)', pass: perSec < 3400, note: `${tick.log.length} bytes with a ${(tick.log.length - perSec * tick.guestSeconds).toFixed(0)}-byte header` },
+      { name: 'record overhead: recording / plain', value: o.recording / o.plain, unit: 'x', target: '>= 0.95', pass: o.recording / o.plain >= 0.95, note: `by CPU time ${(o.cpu.recording / o.cpu.plain).toFixed(3)}` },
+      { name: 'replay speed / record speed', value: o.replay / o.recording, unit: 'x', target: '>= 1.0', pass: o.replay >= o.recording, note: `replay ${o.replay.toFixed(0)} MIPS; by CPU time ${(o.cpu.replay / o.cpu.recording).toFixed(3)}` },
+      { name: `log bytes per guest second, tick guest (${tick.guestSeconds.toFixed(1)} s, 2 harts)`, value: perSec, unit: 'B/s', target: '< 3400 B/s (QEMU 7.2)', pass: perSec < 3400, note: `${tick.log.length} bytes, of which a ${headerBytes}-byte header` },
       { name: `seek latency, ${GUEST_SECONDS}-guest-second recording, median of ${SEEKS}`, value: seek.median, unit: 'ms', target: '< 200 ms', pass: seek.median < 200, note: `p99 ${seek.p99.toFixed(1)} ms; first seek (whole replay) ${seek.first.toFixed(0)} ms` },
       { name: 'QMP round trip while recording, idle guest (no timers)', value: idle.median, unit: 'ms', target: '< 1 ms', pass: idle.median < 1, note: `p99 ${idle.p99.toFixed(2)} ms` },
-      { name: 'QMP round trip while recording, busy guest', value: busy.median, unit: 'ms', note: `p99 ${busy.p99.toFixed(2)} ms` },
+      { name: 'QMP round trip while recording, busy guest', value: busy.median, unit: 'ms', note: `p99 ${busy.p99.toFixed(2)} ms; not recording: median ${busyPlain.median.toFixed(2)} ms, p99 ${busyPlain.p99.toFixed(2)} ms` },
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -6,7 +6,8 @@
 // whole log and writes its trace; `--check` replays it and reports the first divergence. Also the
 // replay side of the QEMU-style command line (-icount rr=replay,rrfile=F). Async code: bin/ only.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as readline from 'node:readline';
 import {
   createMachine, type DetvmMachine, type MachineConfig, type TraceRecord, ConfigError, ReplayRefusedError,
@@ -26,12 +27,19 @@ export interface ReplayCliIo {
   input: NodeJS.ReadableStream | null;
   /** Show a prompt (a terminal). */
   prompt: boolean;
+  /** Progress of a replay to the end: iterations done of the log's (bin/progress.ts draws it). */
+  progress?: (done: number, total: number) => void;
 }
+
+/** Main-loop iterations a replay to the end runs between two progress reports. */
+const PROGRESS_CHUNK_ITERATIONS = 2000;
 
 const USAGE = `usage: detvm replay FILE [options]
   --export jsonl|tree|chrome   replay the whole log and write its trace (to --out FILE or stdout)
   --out FILE                   where --export writes
   --check                      replay the whole log; report the first divergence (exit status 1)
+  --outputs DIR                with --check or --export: write what the replay sent to each host
+                               descriptor (monitor sockets, stdio, files) to DIR, one file each
   --kernel FILE                the guest image, if it moved since the recording
   --trace LEVEL                trace level of the replay (default: the recording's, at least 1)
   --allow-other-version        replay a log written by another detvm version
@@ -62,13 +70,14 @@ interface Options {
   export: 'jsonl' | 'tree' | 'chrome' | null;
   out: string | null;
   check: boolean;
+  outputs: string | null;
   kernel: string | undefined;
   trace: number | null;
   allowOther: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options | string {
-  const o: Options = { file: '', export: null, out: null, check: false, kernel: undefined, trace: null, allowOther: false };
+  const o: Options = { file: '', export: null, out: null, check: false, outputs: null, kernel: undefined, trace: null, allowOther: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = (): string | undefined => argv[++i];
@@ -78,6 +87,7 @@ function parseArgs(argv: readonly string[]): Options | string {
       o.export = f;
     } else if (a === '--out') o.out = next() ?? null;
     else if (a === '--check') o.check = true;
+    else if (a === '--outputs') o.outputs = next() ?? null;
     else if (a === '--kernel') o.kernel = next();
     else if (a === '--trace') {
       const v = next() ?? '';
@@ -155,7 +165,7 @@ async function open(o: Options, cli: ReplayCliIo, onRecordOut: boolean): Promise
   const level = (o.trace ?? Math.max(1, header.traceLevel)) as 0 | 1 | 2;
   cfg.trace = level;
   cfg.retainTrace = level > 0;
-  cfg.report = (line) => cli.err(`${line}\n`);
+  cfg.report = (line) => cli.err(lineOf(line));
   cfg.replay = { log: bytes, name: header.filename, allowOtherVersion: o.allowOther };
   const vm = createMachine(cfg);
   if (onRecordOut) showGuestOutput(vm, cli);
@@ -168,9 +178,20 @@ function exportText(format: 'jsonl' | 'tree' | 'chrome', recs: readonly TraceRec
   return format === 'jsonl' ? exportJsonLines(recs) : format === 'tree' ? exportCallTree(recs) : exportChromeTrace(recs);
 }
 
+/** A report as one line on stderr, as bin/main.ts prints them (some come with their newline). */
+function lineOf(text: string): string {
+  return text.endsWith('\n') ? text : `${text}\n`;
+}
+
 /** Replay to the end; the status text and whether it matched the recording. */
-function runToEnd(vm: DetvmMachine, file: string): { ok: boolean; text: string } {
-  const r = vm.replay!.run();
+function runToEnd(vm: DetvmMachine, file: string, progress?: (done: number, total: number) => void): { ok: boolean; text: string } {
+  let r = progress ? { stop: 'iteration' } : vm.replay!.run();
+  // With a progress report: the same run, in chunks of iterations.
+  while (progress && r.stop === 'iteration') {
+    const at = vm.replay!.status();
+    progress(at.iteration, at.lastIteration);
+    r = vm.replay!.run({ untilIteration: at.iteration + PROGRESS_CHUNK_ITERATIONS });
+  }
   const st = vm.replay!.status();
   if (st.divergence) return { ok: false, text: `${st.divergence}\n` };
   const end = r.stop === 'end' ? 'the end of the recording' : `${r.stop} (the log stops without an end marker: the recording was interrupted)`;
@@ -178,6 +199,22 @@ function runToEnd(vm: DetvmMachine, file: string): { ok: boolean; text: string }
     ok: r.stop === 'end' || r.stop === 'truncated',
     text: `replayed ${file} to ${end}: ${st.iteration} iterations, icount ${st.icount}, trace hash ${vm.trace.hash()}; it matches the recording\n`,
   };
+}
+
+/**
+ * Write each host descriptor's bytes to `dir`: the file name is the descriptor's name with
+ * characters other than letters, digits, '.', '_' and '-' turned into '_' (names that collide
+ * get their order appended).
+ */
+function writeOutputs(vm: DetvmMachine, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const used = new Set<string>();
+  for (const o of vm.replay!.output()) {
+    let name = o.name.replace(/[^A-Za-z0-9._-]/g, '_') || 'fd';
+    for (let i = 2; used.has(name); i++) name = `${name}.${i}`;
+    used.add(name);
+    writeFileSync(join(dir, name), Buffer.from(o.text, 'latin1'));
+  }
 }
 
 /** `detvm replay FILE [options]`; returns the exit status. */
@@ -196,13 +233,14 @@ export async function replayMain(argv: readonly string[], cli: ReplayCliIo): Pro
     return 1;
   }
   if (o.export !== null || o.check) {
-    const r = runToEnd(vm, o.file);
+    const r = runToEnd(vm, o.file, cli.progress);
     if (o.export !== null) {
       const text = exportText(o.export, vm.trace.records());
       if (o.out) writeFileSync(o.out, text);
       else cli.out(text);
     }
     if (o.check || !r.ok) cli.err(r.text);
+    if (o.outputs !== null) writeOutputs(vm, o.outputs);
     return r.ok ? 0 : 1;
   }
   if (!cli.input) {
@@ -212,11 +250,14 @@ export async function replayMain(argv: readonly string[], cli: ReplayCliIo): Pro
   return stepper(vm, o.file, cli);
 }
 
-/** The QEMU-style command line with -icount rr=replay: replay to the end, outputs shown. */
-export async function replayRunConfig(config: MachineConfig, cli: ReplayCliIo): Promise<number> {
+/**
+ * The QEMU-style command line with -icount rr=replay: replay to the end, outputs shown. `after`
+ * runs on the machine once the replay is over (the -dtrace-file export).
+ */
+export async function replayRunConfig(config: MachineConfig, cli: ReplayCliIo, after?: (vm: DetvmMachine) => void): Promise<number> {
   let vm: DetvmMachine;
   try {
-    vm = createMachine({ ...config, report: (l) => cli.err(`${l}\n`) });
+    vm = createMachine({ ...config, report: (l) => cli.err(lineOf(l)) });
     showGuestOutput(vm, cli);
     const err = await replayLiveStartup(vm);
     if (err) throw new Error(err);
@@ -224,8 +265,11 @@ export async function replayRunConfig(config: MachineConfig, cli: ReplayCliIo): 
     cli.err(`detvm: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
-  const r = runToEnd(vm, typeof config.replay!.log === 'string' ? config.replay!.log : 'the log');
+  const r = runToEnd(vm, typeof config.replay!.log === 'string' ? config.replay!.log : 'the log', cli.progress);
   if (!r.ok) cli.err(r.text);
+  // qemu_cleanup, as after the recorded run: its trace records follow the replayed ones.
+  vm.close();
+  after?.(vm);
   return r.ok ? vm.exitStatus() ?? 0 : 1;
 }
 

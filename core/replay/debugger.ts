@@ -6,6 +6,10 @@
 // budget) and freezes there: the machine is then "at icount N" mid-iteration, like a debugger
 // halting a process. Leaving a frozen state restores the iteration's start and runs it normally,
 // so the replay itself never sees the stop (monitors of the log get no STOP event).
+// Automatic snapshots start with the first use of reverse execution (a seek, a breakpoint): a
+// replay that only runs forward (a check, an export, -icount rr=replay) keeps just the one at the
+// start and runs at full speed; the first seek back then replays from there once, taking
+// snapshots as it goes.
 
 import { assert } from '../util/index.ts';
 import { type ClocksState, icountGetRaw, loopStep } from '../loop/index.ts';
@@ -47,6 +51,8 @@ export interface ReplayDebugger {
   intervalIterations: number;
   budgetBytes: number;
   costBytes: number;
+  /** Reverse execution was used: automatic snapshots are taken from now on. */
+  reverse: boolean;
   /** Every vCPU slice that executed instructions: iteration, ordinal in its step, icount range. */
   timeline: { iter: number[]; ord: number[]; start: number[]; end: number[]; doneIter: number };
   /** Backing of clocks.icountRunning (an accessor while replaying). */
@@ -78,7 +84,7 @@ export function replayDebuggerCreate(p: PlayEngine, m: ReplayMachine, opts: Debu
     p, m, roots: [m, ...opts.roots], exclude: new Set<object>([p.log]), snapshots: [],
     intervalInsns: opts.intervalInsns ?? DEFAULT_INTERVAL_INSNS,
     intervalIterations: opts.intervalIterations ?? DEFAULT_INTERVAL_ITERATIONS,
-    budgetBytes: opts.budgetBytes ?? DEFAULT_BUDGET, costBytes: 0,
+    budgetBytes: opts.budgetBytes ?? DEFAULT_BUDGET, costBytes: 0, reverse: false,
     timeline: { iter: [], ord: [], start: [], end: [], doneIter: 0 },
     running: m.clocks.icountRunning, sliceOrdinal: 0, freeze: null, frozen: null, breakpoints: [],
     index: p.index, pending: [],
@@ -161,17 +167,21 @@ function snapshotRestore(d: ReplayDebugger, s: ReplaySnapshot): void {
   d.sliceOrdinal = 0;
   d.p.headPos = -1;
   d.p.recent = [];
+  d.p.recentInputs = [];
   d.p.divergence = null;
 }
 
-/** The latest snapshot at or before iteration `it`. */
+/** The latest snapshot at or before iteration `it` (snapshots are sorted by iteration). */
 function snapshotAtOrBefore(d: ReplayDebugger, it: number): ReplaySnapshot | null {
-  let best: ReplaySnapshot | null = null;
-  for (const s of d.snapshots) {
-    if (s.iteration <= it) best = s;
-    else break;
+  const ss = d.snapshots;
+  let lo = 0;
+  let hi = ss.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ss[mid]!.iteration <= it) lo = mid + 1;
+    else hi = mid;
   }
-  return best;
+  return lo > 0 ? ss[lo - 1]! : null;
 }
 
 function snapshotInsert(d: ReplayDebugger, s: ReplaySnapshot): void {
@@ -194,8 +204,9 @@ function ensureInitial(d: ReplayDebugger): void {
   if (d.snapshots.length === 0 && d.frozen === null) snapshotInsert(d, snapshotTake(d));
 }
 
-/** Take an automatic snapshot when the last one is far enough behind. */
+/** Take an automatic snapshot when the last one is far enough behind (once reverse execution is in use). */
 function maybeSnapshot(d: ReplayDebugger): void {
+  if (!d.reverse) return;
   const m = d.m;
   const prev = snapshotAtOrBefore(d, m.loop.iteration);
   const icount = icountGetRaw(m.clocks);
@@ -277,6 +288,7 @@ function explore(d: ReplayDebugger, target: number): ReplayStop | null {
 export function replayDebuggerSeek(d: ReplayDebugger, target: number): string | null {
   const last = d.index.end?.icount ?? d.index.lastIcount;
   if (!Number.isSafeInteger(target) || target < 0 || target > last) return 'cannot seek to the specified instruction count';
+  d.reverse = true;
   ensureInitial(d);
   if (d.frozen && d.frozen.icount === target) return null;
   if (target === 0) {
@@ -365,6 +377,7 @@ export function replayDebuggerRun(d: ReplayDebugger, opts: ReplayRunOptions = {}
  */
 export function replayDebuggerBreak(d: ReplayDebugger, icount: number, persistent = false): string | null {
   if (icount < replayDebuggerIcount(d)) return 'cannot set breakpoint at the instruction in the past';
+  d.reverse = true;
   if (!d.breakpoints.some((b) => b.icount === icount)) d.breakpoints.push({ icount, persistent });
   return null;
 }

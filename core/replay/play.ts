@@ -59,6 +59,8 @@ export interface PlayEngine {
   divergence: ReplayDivergence | null;
   /** The last events consumed, newest last (divergence context). */
   recent: string[];
+  /** The last inputs (gap events) consumed, newest last: what most likely led to a divergence. */
+  recentInputs: string[];
   hooks: PlayHooks;
   /** The log ended without an END event (an interrupted recording). */
   truncated: boolean;
@@ -69,12 +71,13 @@ export interface PlayEngine {
 }
 
 const RECENT_MAX = 6;
+const RECENT_INPUTS_MAX = 3;
 
 export function replayPlayCreate(log: Uint8Array, header: ReplayHeader, eventsAt: number, name: string): PlayEngine {
   const rt = replayRuntimeCreate('play', header.filename, eventsAt);
   rt.playFilename = name;
   return {
-    rt, m: null, log, header, name, headPos: -1, head: null, headNext: null, divergence: null, recent: [],
+    rt, m: null, log, header, name, headPos: -1, head: null, headNext: null, divergence: null, recent: [], recentInputs: [],
     hooks: { chrSend: null, onArrive: null, openFd: null, settle: null, connector: null, stdioSignal: null, output: null },
     truncated: false, wrappers: new WeakSet(), index: replayLogScan(log, eventsAt),
   };
@@ -111,13 +114,19 @@ export function playAdvance(p: PlayEngine): void {
   cur.icount = n.icount;
   cur.mono = n.mono;
   cur.wall = n.wall;
-  p.recent.push(logEventDescribe(e));
+  const text = logEventDescribe(e);
+  p.recent.push(text);
   if (p.recent.length > RECENT_MAX) p.recent.shift();
+  if (logEventIsGap(e)) {
+    p.recentInputs.push(text);
+    if (p.recentInputs.length > RECENT_INPUTS_MAX) p.recentInputs.shift();
+  }
 }
 
-/** Context lines of the log's side: recent events, then the next few. */
+/** Context lines of the log's side: the last inputs, recent events, then the next few. */
 function logContext(p: PlayEngine): string[] {
-  const out = p.recent.map((s) => `  consumed: ${s}`);
+  const out = p.recentInputs.filter((s) => !p.recent.includes(s)).map((s) => `  last input: ${s}`);
+  for (const s of p.recent) out.push(`  consumed: ${s}`);
   const c: LogCursor = { ...p.rt.cursor };
   for (let i = 0; i < 3; i++) {
     let e: LogEvent | null = null;

@@ -17,7 +17,7 @@ import { type VirtMachine, virtMachineCreate, virtMachineDone } from './core/mac
 import { vmShutdown, qemuSystemExitRequest, qemuSystemKilled } from './core/system/index.ts';
 import type { Chardev, ChrReport } from './core/char/index.ts';
 import { charState, chrReportFormat } from './core/char/index.ts';
-import { type ChardevIo, hostBlockFileProviderCreate } from './core/host/index.ts';
+import { type ChardevIo, type HostExecProvider, hostBlockFileProviderCreate } from './core/host/index.ts';
 import { type BlockFileProvider, bdrvCloseAll, blockSetIo } from './core/block/index.ts';
 import { jobCancelSyncAll, loadSnapshot, snapshotCompletionTags, snapshotSetUtcOffset } from './core/snapshot/index.ts';
 import { virtDeviceAdd, virtDriveAdd } from './core/virt-virtio.ts';
@@ -103,8 +103,11 @@ export interface MachineConfig {
   rtcBaseSec?: number;
   /** 'virtual' (default): simulated time; 'live': real clocks and host I/O (bin/). */
   clock?: ClockMode;
-  /** Live mode: the host clocks and the host I/O (sockets, stdio). */
-  host?: { clock: HostClockSource; io: (m: LoopMachine) => ChardevIo };
+  /**
+   * Live mode: the host clocks and the host I/O (sockets, stdio); `exec`, when given, runs
+   * `exec:` migration URIs (detvm -migrate-exec on; core/host/host-exec.ts).
+   */
+  host?: { clock: HostClockSource; io: (m: LoopMachine) => ChardevIo; exec?: (m: LoopMachine) => HostExecProvider };
   /** Where messages for the user go (error_report); default: kept in `vm.reports`. */
   report?: (line: string) => void;
   /** Host hooks for the monitor (stdout/stderr, directory listing for completion). */
@@ -186,6 +189,7 @@ export interface MachineEvent {
   timestamp: { seconds: number; microseconds: number };
 }
 
+/** The events of `vm.events` (an eventemitter3 EventEmitter): `vm.events.on('event', (e) => ...)`. */
 export interface MachineEvents {
   /** A QAPI event (STOP, RESUME, SHUTDOWN, RESET...), as QMP clients would see it. */
   event: (e: MachineEvent) => void;
@@ -242,6 +246,7 @@ export interface DetvmMachine {
    * then close every chardev (clients see their connections close). Idempotent.
    */
   close(): void;
+  /** The trace: running hash, retained records (with `trace` > 0) and the exporters. */
   readonly trace: TraceHandle;
 }
 
@@ -284,34 +289,40 @@ function monOpts(spec: string | MonConfig): MonConfig {
 /** Build the chardevs and monitors of `m` in QEMU's order; returns the serial chardev. */
 function setupChardevs(m: VirtMachine, cfg: MachineConfig, mons: MonitorSet, report: (r: ChrReport) => void): Chardev | null {
   const list = qemuChardevOptsList();
-  const fail = (r: ChrReport | null, fallback: string): never => {
-    if (r) report(r);
-    throw new ConfigError(r ? r.msg : fallback);
-  };
+  // Errors carry the option's location, as QEMU's loc_set_cmdline does ("-serial foo: ...").
   for (const spec of cfg.chardevs ?? []) {
     const p = qemuChardevOptsParse(list, spec);
-    if (!p.ok) throw new ConfigError(p.error);
+    if (!p.ok) throw new ConfigError(`-chardev ${spec}: ${p.error}`);
     for (const w of p.warnings) report(w);
     const r = qemuChrNewFromOpts(m, p.value);
-    if (!r.ok) fail({ level: 'error', msg: r.error }, r.error);
+    if (!r.ok) throw new ConfigError(`-chardev ${spec}: ${r.error}`);
   }
-  const monitorSpecs: Array<{ chardevSpec: string; mode: 'readline' | 'control'; pretty: boolean }> = [
-    ...(cfg.monitors ?? []).map((s) => ({ chardevSpec: s, mode: 'readline' as const, pretty: false })),
-    ...(cfg.qmp ?? []).map((s) => ({ chardevSpec: s, mode: 'control' as const, pretty: false })),
-    ...(cfg.qmpPretty ?? []).map((s) => ({ chardevSpec: s, mode: 'control' as const, pretty: true })),
+  const monitorSpecs: Array<{ opt: string; chardevSpec: string; mode: 'readline' | 'control'; pretty: boolean }> = [
+    ...(cfg.monitors ?? []).map((s) => ({ opt: '-monitor', chardevSpec: s, mode: 'readline' as const, pretty: false })),
+    ...(cfg.qmp ?? []).map((s) => ({ opt: '-qmp', chardevSpec: s, mode: 'control' as const, pretty: false })),
+    ...(cfg.qmpPretty ?? []).map((s) => ({ opt: '-qmp-pretty', chardevSpec: s, mode: 'control' as const, pretty: true })),
   ];
   const monitorChardevs: Array<{ chr: Chardev; mode: 'readline' | 'control'; pretty: boolean }> = [];
   monitorSpecs.forEach((spec, i) => {
     const r = qemuChrNew(m, list, `compat_monitor${i}`, spec.chardevSpec, true);
-    if (!r.ok) fail(r.report, `could not connect monitor device '${spec.chardevSpec}'`);
-    else monitorChardevs.push({ chr: r.chr, mode: spec.mode, pretty: spec.pretty });
+    const loc = `${spec.opt} ${spec.chardevSpec}`;
+    if (!r.ok) {
+      // monitor_parse: a spec qemu_chr_parse_compat rejects is a "parse error".
+      if (r.report && !/is not a valid char driver$/.test(r.report.msg)) throw new ConfigError(`${loc}: ${r.report.msg}`);
+      if (r.report) report({ ...r.report, msg: `${loc}: ${r.report.msg}` });
+      throw new ConfigError(`${loc}: parse error: ${spec.chardevSpec}`);
+    }
+    monitorChardevs.push({ chr: r.chr, mode: spec.mode, pretty: spec.pretty });
   });
   let serial: Chardev | null = null;
   const serialSpec = cfg.serial === undefined ? 'capture' : cfg.serial;
   if (serialSpec !== null && serialSpec !== 'capture' && serialSpec !== 'none') {
     const r = qemuChrNew(m, list, 'serial0', serialSpec, true);
-    if (!r.ok) fail(r.report, `could not connect serial device to character backend '${serialSpec}'`);
-    else {
+    if (!r.ok) {
+      // serial_parse: the chardev's error, then QEMU's own.
+      if (r.report) report({ ...r.report, msg: `-serial ${serialSpec}: ${r.report.msg}` });
+      throw new ConfigError(`-serial ${serialSpec}: could not connect serial device to character backend '${serialSpec}'`);
+    } else {
       serial = r.chr;
       if (r.muxMonitor) attachMonitor(mons, serial, 'readline', false);
     }
@@ -320,7 +331,7 @@ function setupChardevs(m: VirtMachine, cfg: MachineConfig, mons: MonitorSet, rep
   for (const spec of cfg.mons ?? []) {
     const o = monOpts(spec);
     const chr = charState(m).chardevs.get(o.chardev);
-    if (!chr) throw new ConfigError(`chardev "${o.chardev}" not found`);
+    if (!chr) throw new ConfigError(`${typeof spec === 'string' ? `-mon ${spec}: ` : ''}chardev "${o.chardev}" not found`);
     attachMonitor(mons, chr, o.mode ?? 'readline', o.pretty ?? false);
   }
   return serial;
@@ -536,6 +547,7 @@ export function createMachine(config: MachineConfig = {}): DetvmMachine {
     events.emit('event', { ...e, timestamp: hostWallClock(m.clocks) });
   });
   m.migration.io = () => chardevIo(m);
+  if (config.host?.exec) m.migration.exec = config.host.exec(m);
   setupBlockDevices(m, config, monitors, say);
   migrationRegisterCommands(monitors, migrationMonitorBindings(m));
   if (config.incoming !== undefined) {

@@ -1,13 +1,14 @@
 // The detvm command line: QEMU's option syntax (softmmu/vl.c, qemu-options.hx) turned into a
 // MachineConfig. Pure: parses argv, reads nothing; errors carry QEMU's texts and exit codes
-// ("detvm: -foo: invalid option", status 1). Options take their argument as the next word, and
-// a double dash (--smp) is accepted like a single one, as QEMU does.
+// ("detvm: -foo: invalid option", status 1), prefixed with the option where QEMU reports its
+// location ("-icount shift=11: icount: Invalid shift value"). Options take their argument as the
+// next word, and a double dash (--smp) is accepted like a single one, as QEMU does.
 
-import type { MachineConfig } from '../index.ts';
+import { type MachineConfig, parseSize } from '../index.ts';
 
 /** What the command line asks for. */
 export type CliAction =
-  | { kind: 'run'; config: MachineConfig; live: boolean; traceFile: string | null; traceFormat: TraceFormat }
+  | { kind: 'run'; config: MachineConfig; live: boolean; traceFile: string | null; traceFormat: TraceFormat; migrateExec?: boolean }
   | { kind: 'version' }
   | { kind: 'help' }
   | { kind: 'error'; message: string; status: number };
@@ -17,7 +18,7 @@ export type TraceFormat = 'jsonl' | 'tree' | 'chrome';
 /** Options that take an argument, and those that do not (others are invalid). */
 const WITH_ARG = new Set([
   'M', 'machine', 'cpu', 'smp', 'm', 'kernel', 'bios', 'serial', 'monitor', 'qmp', 'qmp-pretty', 'chardev', 'mon',
-  'display', 'action', 'incoming', 'icount', 'drive', 'loadvm', 'name', 'rtc', 'seed', 'accel', 'clock',
+  'display', 'action', 'incoming', 'migrate-exec', 'icount', 'drive', 'loadvm', 'name', 'rtc', 'seed', 'accel', 'clock',
   'dtrace', 'dtrace-file', 'dtrace-format', 'device', 'echr',
 ]);
 const NO_ARG = new Set(['nographic', 'S', 'no-shutdown', 'no-reboot', 'version', 'h', 'help', 'snapshot']);
@@ -26,12 +27,41 @@ function err(message: string, status = 1): CliAction {
   return { kind: 'error', message, status };
 }
 
+/** -smp [cpus=]n[,sockets=..,cores=..,threads=..,maxcpus=..]: detvm takes the CPU count. */
 function parseSmp(v: string): number | string {
-  // -smp [cpus=]n[,sockets=..,cores=..,threads=..]: detvm takes the CPU count.
-  const first = v.split(',')[0]!;
-  const n = first.startsWith('cpus=') ? first.slice(5) : first;
-  if (!/^\d+$/.test(n)) return `Parameter 'cpus' expects a number`;
-  return Number(n);
+  let cpus: number | null = null;
+  for (const [i, part] of v.split(',').entries()) {
+    const [k, val] = part.includes('=') || i > 0 ? part.split('=', 2) as [string, string | undefined] : ['cpus', part];
+    if (!['cpus', 'sockets', 'dies', 'clusters', 'cores', 'threads', 'maxcpus'].includes(k)) return `Parameter 'smp.${k}' is unexpected`;
+    if (val === undefined || !/^\d+$/.test(val)) return `Parameter 'smp.${k}' expects integer`;
+    if (k === 'cpus') cpus = Number(val);
+  }
+  return cpus ?? 1;
+}
+
+/** Display types QEMU 7.2 knows (detvm has none of them but `none`). @qemu qapi/ui.json DisplayType */
+const QEMU_DISPLAYS = new Set(['default', 'none', 'gtk', 'sdl', 'egl-headless', 'curses', 'cocoa', 'spice-app', 'dbus', 'vnc']);
+
+/** -rtc base=utc|localtime|DATE,clock=host|rt|vm,driftfix=none|slew. @qemu softmmu/rtc.c configure_rtc */
+function parseRtc(v: string, cfg: MachineConfig): string | null {
+  for (const part of v.split(',')) {
+    const [k, val = ''] = part.split('=', 2) as [string, string | undefined];
+    if (k === 'base') {
+      if (val === 'utc' || val === 'localtime') continue;
+      const t = Date.parse(val.endsWith('Z') ? val : `${val}Z`);
+      if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?$/.test(val) || Number.isNaN(t)) {
+        return `invalid datetime format\nvalid formats: '2006-06-17T16:01:21' or '2006-06-17'`;
+      }
+      cfg.rtcBaseSec = Math.floor(t / 1000);
+    } else if (k === 'clock') {
+      if (val !== 'host' && val !== 'rt' && val !== 'vm') return `invalid option value '${val}'`;
+    } else if (k === 'driftfix') {
+      if (val !== 'none' && val !== 'slew') return `invalid option value '${val}'`;
+    } else {
+      return `Invalid parameter '${k}'`;
+    }
+  }
+  return null;
 }
 
 /**
@@ -90,9 +120,12 @@ function parseAction(v: string, cfg: MachineConfig): string | null {
 export function parseCommandLine(argv: readonly string[]): CliAction {
   const cfg: MachineConfig = { clock: 'live' };
   let nographic = false;
+  /** QEMU's default_monitor: -monitor (even `none`), -qmp and -mon take the stdio monitor away. */
+  let defaultMonitor = true;
   let display: string | null = null;
   let traceFile: string | null = null;
   let traceFormat: TraceFormat = 'jsonl';
+  let migrateExec = false;
   const serials: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i]!;
@@ -116,6 +149,8 @@ export function parseCommandLine(argv: readonly string[]): CliAction {
     if (!WITH_ARG.has(name)) return err(`${word}: invalid option`);
     const v = argv[++i];
     if (v === undefined) return err(`${word}: requires an argument`);
+    // QEMU reports these errors at the option's location (loc_set_cmdline).
+    const at = (msg: string): CliAction => err(`${word} ${v}: ${msg}`);
     switch (name) {
       case 'M': case 'machine': {
         const type = v.split(',')[0]!;
@@ -127,10 +162,11 @@ export function parseCommandLine(argv: readonly string[]): CliAction {
         if (v !== 'rv32' && v !== 'any') return err(`unable to find CPU model '${v}'`);
         break;
       case 'accel':
-        if (!v.startsWith('tcg')) return err(`invalid accelerator ${v.split(',')[0]}`);
+        if (!v.startsWith('tcg')) return at(`invalid accelerator ${v.split(',')[0]}`);
         break;
       case 'bios':
-        if (v !== 'none') return err(`-bios ${v}: detvm boots -kernel images only (use -bios none)`);
+        // detvm has no firmware: -kernel images boot as with QEMU's -bios none.
+        if (v !== 'none') return err(`Unable to load the RISC-V firmware "${v}"`);
         break;
       case 'smp': {
         const n = parseSmp(v);
@@ -138,33 +174,49 @@ export function parseCommandLine(argv: readonly string[]): CliAction {
         cfg.smp = n;
         break;
       }
-      case 'm': cfg.memory = v.replace(/^size=/, ''); break;
+      case 'm': {
+        const size = v.replace(/^size=/, '');
+        const bytes = parseSize(size);
+        if (typeof bytes === 'string') return at(bytes);
+        cfg.memory = size;
+        break;
+      }
       case 'kernel': cfg.kernel = v; break;
       case 'serial': serials.push(v); break;
-      case 'monitor': (cfg.monitors ??= []).push(v); break;
-      case 'qmp': (cfg.qmp ??= []).push(v); break;
-      case 'qmp-pretty': (cfg.qmpPretty ??= []).push(v); break;
+      case 'monitor':
+        defaultMonitor = false;
+        if (!v.startsWith('none')) (cfg.monitors ??= []).push(v); // vl.c: strncmp(optarg, "none", 4)
+        break;
+      case 'qmp': defaultMonitor = false; (cfg.qmp ??= []).push(v); break;
+      case 'qmp-pretty': defaultMonitor = false; (cfg.qmpPretty ??= []).push(v); break;
       case 'chardev': (cfg.chardevs ??= []).push(v); break;
-      case 'mon': (cfg.mons ??= []).push(v); break;
-      case 'display': display = v.split(',')[0]!; break;
+      case 'mon': {
+        const mode = /(?:^|,)mode=([^,]*)/.exec(v)?.[1];
+        if (mode !== undefined && mode !== 'readline' && mode !== 'control') return at(`Parameter 'mode' does not accept value '${mode}'`);
+        const pretty = /(?:^|,)pretty=([^,]*)/.exec(v)?.[1];
+        if (pretty !== undefined && pretty !== 'on' && pretty !== 'off') return at(`Parameter 'pretty' expects 'on' or 'off'`);
+        (cfg.mons ??= []).push(v);
+        defaultMonitor = false;
+        break;
+      }
+      case 'display':
+        display = v.split(',')[0]!;
+        if (!QEMU_DISPLAYS.has(display)) return at(`Parameter 'type' does not accept value '${display}'`);
+        break;
       case 'name': cfg.name = v.startsWith('guest=') ? v.slice(6).split(',')[0]! : v.split(',')[0]!; break;
       case 'icount': {
         const e = parseIcount(v, cfg);
-        if (e) return err(e);
+        if (e) return at(e);
         break;
       }
       case 'action': {
         const e = parseAction(v, cfg);
-        if (e) return err(e);
+        if (e) return at(e);
         break;
       }
       case 'rtc': {
-        const base = /(?:^|,)base=([^,]+)/.exec(v)?.[1];
-        if (base && base !== 'utc' && base !== 'localtime') {
-          const t = Date.parse(base.endsWith('Z') ? base : `${base}Z`);
-          if (Number.isNaN(t)) return err(`invalid datetime format\nvalid formats: '2006-06-17T16:01:21' or '2006-06-17'`);
-          cfg.rtcBaseSec = Math.floor(t / 1000);
-        }
+        const e = parseRtc(v, cfg);
+        if (e) return e.startsWith('Invalid parameter') ? at(e) : err(e);
         break;
       }
       case 'seed':
@@ -186,6 +238,10 @@ export function parseCommandLine(argv: readonly string[]): CliAction {
         break;
       case 'echr': break;
       case 'incoming': cfg.incoming = v; break;
+      case 'migrate-exec':
+        if (v !== 'on' && v !== 'off') return err(`-migrate-exec: '${v}' is not on or off`);
+        migrateExec = v === 'on';
+        break;
       case 'drive': (cfg.drives ??= []).push(v); break;
       case 'device': (cfg.devices ??= []).push(v); break;
       case 'loadvm': cfg.loadvm = v; break;
@@ -196,13 +252,14 @@ export function parseCommandLine(argv: readonly string[]): CliAction {
   if (serials.length === 1) {
     cfg.serial = serials[0] === 'none' ? null : serials[0]!;
   } else if (nographic) {
-    // -nographic: serial and monitor multiplexed on stdio, unless a monitor is given elsewhere.
-    cfg.serial = cfg.monitors?.length ? 'stdio' : 'mon:stdio';
+    // -nographic: serial and monitor multiplexed on stdio, unless a monitor option was given
+    // (qemu_create_default_devices).
+    cfg.serial = defaultMonitor ? 'mon:stdio' : 'stdio';
   } else {
     cfg.serial = null;
   }
   if (traceFile !== null && (cfg.trace ?? 0) === 0) cfg.trace = 1;
-  return { kind: 'run', config: cfg, live: cfg.clock === 'live', traceFile, traceFormat };
+  return { kind: 'run', config: cfg, live: cfg.clock === 'live', traceFile, traceFormat, migrateExec };
 }
 
 /** `detvm -h` text. */
@@ -215,6 +272,7 @@ Standard options:
 -version                 display version information and exit
 -M virt | -machine virt  select the machine (virt is the only one)
 -cpu rv32                select the CPU model
+-accel tcg               the accelerator (tcg is the only one)
 -smp N                   number of harts (1 to 8)
 -m SIZE                  RAM size (default 128M)
 -name NAME               the VM's name (query-name, info name)
@@ -240,6 +298,7 @@ Standard options:
                          record every input of the run to FILE, or replay FILE (detvm replay FILE
                          steps through a recording)
 -rtc base=DATE           wall-clock time at start (virtual clock mode)
+-snapshot                accepted and ignored
 
 detvm options:
 -clock virtual|live      virtual: run the same configuration as fast as possible in simulated
@@ -248,4 +307,12 @@ detvm options:
 -dtrace LEVEL            trace level: 0 off, 1 control plane, 2 devices
 -dtrace-file FILE        write the trace to FILE (implies -dtrace 1)
 -dtrace-format F         jsonl (default), tree or chrome (Perfetto)
+-migrate-exec on|off     allow exec:CMD migration URIs, run with /bin/sh -c (live mode; default off)
+
+Sub-commands:
+detvm replay FILE [...]  replay or step through a record/replay log (docs/cli.md)
+detvm analyze FILE [...] walk a migration stream
+
+Long operations (migrate, savevm, loadvm, replay) show their progress on stderr when it is a
+terminal.
 `;

@@ -1,11 +1,11 @@
 // A first look at detvm's kernel loop: a machine with a few timers and bottom halves, run in virtual
 // time with tracing on; prints the call tree of the first iterations and the trace hash, which is
 // the same on every run. (npm start runs the full machine.)
-import { createMachine } from '../index.ts';
-import { exportCallTree } from '../core/trace/index.ts';
+import { createMachine } from 'detvm';
+import { exportCallTree } from 'detvm/core/trace';
 import {
   timerNew, timerModNs, aioBhNew, qemuBhSchedule, QEMU_CLOCK_REALTIME, SCALE_MS,
-} from '../core/loop/index.ts';
+} from 'detvm/core/loop';
 
 // -S: the vCPUs stay stopped, so only the kernel loop runs.
 const vm = createMachine({ trace: 1, seed: 1, startPaused: true });

@@ -3,8 +3,8 @@
 // vCPU kicks. Everything runs in virtual time with an in-memory TCP client, so the output is
 // the same on every run.
 import { createMachine } from 'detvm';
-import { memoryPeerConnect, memoryPeerSend } from '../chardev/index.ts';
-import { exportCallTree } from '../core/trace/index.ts';
+import { memoryPeerConnect, memoryPeerSend } from 'detvm/chardev';
+import { exportCallTree } from 'detvm/core/trace';
 
 const vm = createMachine({
   kernel: 'guests/bin/demo.elf',

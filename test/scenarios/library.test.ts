@@ -1,9 +1,11 @@
 // The library API (index.ts): vm.qmp / vm.hmp go through a real QMP monitor, vm.events carries
 // QAPI events with wall-clock timestamps from the HOST clock (the -rtc base in virtual mode),
 // vm.console captures the serial port, errors are typed, and a QMP client on an in-memory
-// socket sees the same timestamps. Method: virtual-mode machines running the demo guest.
+// socket sees the same timestamps; step, run({ until }), save/load. Method: virtual-mode machines
+// running the demo guest.
 import { describe, expect, it } from 'vitest';
-import { createMachine, QmpCommandError, ConfigError } from '../../index.ts';
+import { EventEmitter } from 'eventemitter3';
+import { createMachine, QmpCommandError, ConfigError, MigrationError } from '../../index.ts';
 import { memoryPeerConnect, memoryPeerSend, memoryPeerText } from '../../chardev/index.ts';
 
 describe('library API', () => {
@@ -42,5 +44,24 @@ describe('library API', () => {
     expect(() => createMachine({ kernel: '/nonexistent.elf' })).toThrow("could not load kernel '/nonexistent.elf'");
     expect(() => createMachine({ serial: 'nosuchbackend:x' })).toThrow(/nosuchbackend/);
     expect(() => createMachine({ memory: 'lots' })).toThrow(ConfigError);
+  });
+
+  it('step, run({ until }), save/load, events on an eventemitter3 emitter', () => {
+    const vm = createMachine({ kernel: 'guests/bin/demo.elf', trace: 1 });
+    expect(vm.events).toBeInstanceOf(EventEmitter);
+    const recs = vm.step();
+    expect(recs[0]).toMatchObject({ kind: 'enter', name: 'main_loop_wait' });
+    vm.run({ until: 300_000_000 });
+    vm.run({ until: () => vm.console.text().includes('tick 3 hart 0') });
+    expect(vm.console.text()).toMatch(/tick 3 hart 0\r\n$/);
+    const saved = vm.save();
+    vm.run({ until: 500_000_000 });
+    expect(vm.console.text()).toContain('tick 8 hart 0');
+    vm.load(saved);
+    vm.run({ until: () => vm.console.text().endsWith('tick 4 hart 0\r\n') });
+    expect(vm.console.text()).toMatch(/tick 8 hart 0\r\ntick 4 hart 0\r\n$/);
+    expect(() => vm.load(new Uint8Array([1, 2, 3]))).toThrow(MigrationError);
+    // As after a failed loadvm: nothing loaded, the VM waits in restore-vm.
+    expect(vm.hmp('info status')).toBe('VM status: paused (restore-vm)\r\n');
   });
 });

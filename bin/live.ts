@@ -11,7 +11,7 @@ import { charState } from '../core/char/index.ts';
 import { chardevWaitStartup } from '../chardev/index.ts';
 
 /** Wall time between two yields to Node while the loop is busy. */
-const YIELD_EVERY_MS = 4;
+const YIELD_EVERY_MS = 1;
 
 /** The live host for createMachine: real clocks, and real sockets, stdio and files. */
 export function liveHost(opts: Parameters<typeof hostIoCreate>[1] = {}): {

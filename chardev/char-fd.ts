@@ -53,6 +53,7 @@ function fdChrRead(chr: Chardev): boolean {
   const len = Math.min(CHR_READ_BUF_LEN, s.maxSize);
   if (len <= 0 || !io.in) return true;
   const data = vfdRead(io.in, len);
+  if (io.in.inboundBytes > 0) chr.m.loop.inputLeftover = true;
   if (data.length === 0) {
     if (!io.in.hup) return true; // EAGAIN
     removeFdInWatch(chr);

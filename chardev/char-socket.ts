@@ -126,6 +126,7 @@ export function tcpChrRead(chr: Chardev): boolean {
   if (s.state !== 'connected' || s.maxSize <= 0 || !io.conn) return true;
   const conn = io.conn;
   const data = vfdRead(conn, Math.min(CHR_READ_BUF_LEN, s.maxSize));
+  if (conn.inboundBytes > 0) chr.m.loop.inputLeftover = true;
   if (data.length === 0) {
     if (conn.hup) tcpChrDisconnect(chr); // recv returned 0: the peer closed
     return true;

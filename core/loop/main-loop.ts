@@ -12,7 +12,7 @@
 // main_loop_should_exit runs after each iteration (drive.ts), as in qemu_main_loop.
 
 import {
-  type ClocksState, type ClockType, QEMU_CLOCK_MAX, QEMU_CLOCK_REALTIME, clockAdvanceSimTo, qemuClockGetNs, qemuClockPeekNs, clockPeekNs,
+  type ClocksState, type ClockType, QEMU_CLOCK_MAX, QEMU_CLOCK_REALTIME, clockAdvanceSimTo, qemuClockGetNs, qemuClockPeekNs, clockPeekNs, getClock,
   qemuSoonestTimeout, qemuTimeoutNsToMs, SCALE_MS,
 } from './clock.ts';
 import {
@@ -76,6 +76,11 @@ export interface MainLoopState {
   exitStatus: number | null;
   /** Virtual mode: the poll never sleeps past this simulated time (runFor's end), or null. */
   horizonNs: number | null;
+  /**
+   * A chardev read in this iteration left bytes unread (it may take one byte per iteration, as
+   * a monitor does): more input is due next iteration. The live vCPU turn keeps short meanwhile.
+   */
+  inputLeftover: boolean;
   hooks: LoopHooks;
   /** Observers of loopStep (drive.ts), called in order around each step; record/replay use them. */
   stepObservers: LoopStepObserver[];
@@ -136,7 +141,7 @@ export function qemuInitMainLoop(m: Omit<LoopMachine, 'loop'>): MainLoopState {
   const loop: MainLoopState = {
     iteration: 0, tlg, aio, iohandler, sources,
     notifyBh: aioBhNew(aio, 'notify_event_cb', () => {}),
-    pollState: 'fill', lastTimeoutNs: -1, maxPriority: 0, blocked: false, exitStatus: null, horizonNs: null, hooks: defaultLoopHooks(),
+    pollState: 'fill', lastTimeoutNs: -1, maxPriority: 0, blocked: false, exitStatus: null, horizonNs: null, inputLeftover: false, hooks: defaultLoopHooks(),
     stepObservers: [],
   };
   const lm = m as LoopMachine;
@@ -253,6 +258,11 @@ export function qemuClockRunAllTimers(m: LoopMachine): boolean {
 export function mainLoopWait(m: LoopMachine, nonblocking: boolean): void {
   const loop = m.loop;
   loop.iteration++;
+  loop.inputLeftover = false;
+  // Live mode: sample the host clock once at the start of every iteration, so the trace's
+  // stamps (clockPeekNs) are this iteration's time whatever else reads the clock, and a
+  // recording has the same sample at the same place for its replay.
+  if (m.clocks.mode === 'live') getClock(m.clocks);
   const tracing = m.trace.level >= TRACE_CONTROL;
   const opened = tracing && traceEnter(m, TRACE_CONTROL, 'main_loop_wait', { iteration: loop.iteration });
   loop.pollState = 'fill';

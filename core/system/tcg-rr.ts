@@ -8,7 +8,7 @@
 import {
   type ClockType, type LoopMachine, QEMU_CLOCK_REALTIME, QEMU_CLOCK_VIRTUAL, QEMU_TIMER_ATTR_ALL,
   QEMU_TIMER_ATTR_EXTERNAL, NANOSECONDS_PER_SECOND, qemuClockDeadlineNsAll, qemuClockGetNs, qemuNotifyEvent,
-  qemuSoonestTimeout, timerDel, timerModNs, timerNew, timerPending, timerlistRunTimers, icountWarp,
+  qemuSoonestTimeout, aioBhScheduledNow, timerDel, timerModNs, timerNew, timerPending, timerlistRunTimers, icountWarp,
   hostNextInputNs, qemuClockEnable,
 } from '../loop/index.ts';
 import { TRACE_CONTROL, traceEnter, traceExit } from '../trace/index.ts';
@@ -58,12 +58,23 @@ function icountGetLimit(m: SystemMachine): number {
   return icountRound(m, deadline);
 }
 
+/**
+ * Live mode: the vCPU turn while a chardev still has input to read. QEMU's main loop thread
+ * reads a monitor's command a byte per iteration while the vCPU threads run on; here the two
+ * take turns, so a full slice per byte would make a busy guest's monitor answer in tens of ms.
+ */
+const INPUT_SLICE_INSNS = 10_000;
+
 /** @qemu icount_percpu_budget */
 function icountPercpuBudget(m: SystemMachine): number {
   const limit = icountGetLimit(m);
   const slice = Math.floor(limit / m.sys.vcpus.length);
   const budget = slice === 0 ? limit : slice;
-  const cap = m.sys.maxSliceInsns;
+  let cap = m.sys.maxSliceInsns;
+  // A BH already scheduled would kick the vCPU out at once (icount_notify_exit).
+  if (cap !== null && cap > INPUT_SLICE_INSNS && (m.loop.inputLeftover || aioBhScheduledNow(m.loop.aio))) {
+    cap = INPUT_SLICE_INSNS;
+  }
   return cap !== null && budget > cap ? cap : budget;
 }
 

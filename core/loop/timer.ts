@@ -1,15 +1,17 @@
 // Timer lists with QEMU's semantics (util/qemu-timer.c): one list per clock type in a group,
 // timer_mod / timer_mod_anticipate / timer_del, deadlines, and run_timers. QEMU keeps each list
 // sorted by (expire, arming order): a timer armed at a deadline others already have goes after
-// them. detvm keeps the same order in buckets, one per distinct deadline, each a FIFO of armings
-// in order, and a 4-ary min-heap of the buckets by deadline (as Node.js groups its timers into
-// lists, and timer wheels do): timers that share a deadline cost one heap entry between them, and
-// the heap never compares arming order. A per-machine counter (`seq`) numbers every arming.
-// Deletion is lazy: re-arming or deleting a timer leaves its old bucket entry behind, stale
-// because the entry's seq is no longer the timer's; stale entries are skipped when they reach the
-// front, and everything is rebuilt when stale entries outnumber live ones.
-// Invariants: a timer is pending iff expireNs >= 0, and then exactly one bucket entry (in the
-// bucket of expireNs) has its seq; `live` counts pending timers, `entries` unconsumed entries.
+// them. detvm keeps the same order in buckets, one per distinct deadline, each a FIFO of armings,
+// and a 4-ary min-heap of the buckets by deadline (as Node.js groups its timers into lists, and
+// timer wheels do): timers that share a deadline cost one heap entry between them, and the heap
+// never compares arming order. A per-machine counter (`seq`) numbers every arming.
+// Storage is pooled in typed arrays (entries as linked lists, buckets by id), so arming and
+// firing allocate nothing once the pools have grown: this is what makes 100,000 timers cheap.
+// Deletion is lazy: re-arming or deleting a timer leaves its old entry behind, stale because the
+// entry's seq is no longer the timer's; stale entries are dropped when they reach the front, and
+// everything is compacted when stale entries outnumber live ones.
+// Invariants: a timer is pending iff expireNs >= 0, and then exactly one entry (in the bucket of
+// expireNs) has its seq; `live` counts pending timers, `entries` entries in buckets.
 
 import { assert, assertNs } from '../util/index.ts';
 import {
@@ -37,7 +39,7 @@ export interface QEMUTimer {
   cb: TimerCb;
   opaque: unknown;
   list: TimerList;
-  /** Sequence number of the current arming (identifies its bucket entry); -1 when not pending. */
+  /** Sequence number of the current arming (identifies its entry); -1 when not pending. */
   seq: number;
 }
 
@@ -45,25 +47,30 @@ export interface SeqCounter {
   n: number;
 }
 
-/** The armings at one deadline, oldest first; entries before `head` are consumed. */
-interface Bucket {
-  key: number;
-  timers: QEMUTimer[];
-  /** seqs[i] is the seq timers[i] had when armed; stale once the timer's seq differs. */
-  seqs: number[];
-  head: number;
-}
-
 /** @qemu util/qemu-timer.c QEMUTimerList */
 export interface TimerList {
   type: ClockType;
   clocks: ClocksState;
-  /** Min-heap of buckets by deadline; keys[i] is heap[i].key (distinct keys). */
-  heap: Bucket[];
-  keys: Float64Array;
-  /** The bucket of each deadline in the heap. */
-  byKey: Map<number, Bucket>;
-  /** Unconsumed bucket entries, stale ones included. */
+  /** Entry pool: the timer armed, its seq at arming, the next entry of its bucket (-1: last). */
+  eTimer: (QEMUTimer | null)[];
+  eSeq: Float64Array;
+  eNext: Int32Array;
+  /** Free entries, linked through eNext (-1: none); entries never used start at eUsed. */
+  eFree: number;
+  eUsed: number;
+  /** Bucket pool by id: deadline, first and last entry (-1: empty); free ids linked through bHead. */
+  bKey: Float64Array;
+  bHead: Int32Array;
+  bTail: Int32Array;
+  bFree: number;
+  bUsed: number;
+  /** Min-heap of bucket ids by deadline (keys distinct): hKey[i] is bKey[hId[i]]. */
+  hId: Int32Array;
+  hKey: Float64Array;
+  size: number;
+  /** The bucket id of each deadline in the heap. */
+  byKey: Map<number, number>;
+  /** Entries in buckets, stale ones included. */
   entries: number;
   /** Pending timers (entries that are not stale). */
   live: number;
@@ -82,14 +89,18 @@ export class LoopLimitError extends Error {
   override name = 'LoopLimitError';
 }
 
-const HEAP_INITIAL = 16;
-/** Rebuild when stale entries exceed live ones and this floor. */
+const POOL_INITIAL = 16;
+/** Compact when stale entries exceed live ones and this floor. */
 const STALE_REBUILD_MIN = 64;
 
 export function timerListGroupCreate(clocks: ClocksState, seq: SeqCounter, notify: (type: ClockType) => void): TimerListGroup {
   const mk = (type: ClockType): TimerList => ({
-    type, clocks, heap: [], keys: new Float64Array(HEAP_INITIAL), byKey: new Map(), entries: 0, live: 0,
-    seq, notify,
+    type, clocks,
+    eTimer: [], eSeq: new Float64Array(POOL_INITIAL), eNext: new Int32Array(POOL_INITIAL), eFree: -1, eUsed: 0,
+    bKey: new Float64Array(POOL_INITIAL), bHead: new Int32Array(POOL_INITIAL), bTail: new Int32Array(POOL_INITIAL),
+    bFree: -1, bUsed: 0,
+    hId: new Int32Array(POOL_INITIAL), hKey: new Float64Array(POOL_INITIAL), size: 0,
+    byKey: new Map(), entries: 0, live: 0, seq, notify,
   });
   return { lists: [mk(0), mk(1), mk(2), mk(3)] };
 }
@@ -100,124 +111,190 @@ export function timerNew(group: TimerListGroup, type: ClockType, scale: number, 
   return { name, expireNs: -1, scale, attributes, cb, opaque, list: group.lists[type], seq: -1 };
 }
 
+function grownF64(a: Float64Array, n: number): Float64Array {
+  const b = new Float64Array(n);
+  b.set(a);
+  return b;
+}
+
+function grownI32(a: Int32Array, n: number): Int32Array {
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}
+
+/** A free entry holding (ts, its seq), last of no list yet. */
+function entryAlloc(tl: TimerList, ts: QEMUTimer): number {
+  let e = tl.eFree;
+  if (e >= 0) {
+    tl.eFree = tl.eNext[e]!;
+    tl.eTimer[e] = ts;
+  } else {
+    e = tl.eUsed++;
+    if (e === tl.eSeq.length) {
+      tl.eSeq = grownF64(tl.eSeq, 2 * e);
+      tl.eNext = grownI32(tl.eNext, 2 * e);
+    }
+    tl.eTimer.push(ts);
+  }
+  tl.eSeq[e] = ts.seq;
+  tl.eNext[e] = -1;
+  return e;
+}
+
+function entryFree(tl: TimerList, e: number): void {
+  tl.eTimer[e] = null;
+  tl.eNext[e] = tl.eFree;
+  tl.eFree = e;
+}
+
+function entryLive(tl: TimerList, e: number): boolean {
+  return tl.eTimer[e]!.seq === tl.eSeq[e];
+}
+
 // The heap is 4-ary over a Float64Array of keys, so a node's four children share a cache line.
 
 function siftUp(tl: TimerList, i: number): void {
-  const heap = tl.heap;
-  const keys = tl.keys;
-  const b = heap[i]!;
-  const key = keys[i]!;
+  const hId = tl.hId;
+  const hKey = tl.hKey;
+  const id = hId[i]!;
+  const key = hKey[i]!;
   while (i > 0) {
     const p = (i - 1) >> 2;
-    const pk = keys[p]!;
+    const pk = hKey[p]!;
     if (key > pk) break; // keys are distinct
-    heap[i] = heap[p]!;
-    keys[i] = pk;
+    hId[i] = hId[p]!;
+    hKey[i] = pk;
     i = p;
   }
-  heap[i] = b;
-  keys[i] = key;
+  hId[i] = id;
+  hKey[i] = key;
 }
 
 function siftDown(tl: TimerList, i: number): void {
-  const heap = tl.heap;
-  const keys = tl.keys;
-  const n = heap.length;
-  const b = heap[i]!;
-  const key = keys[i]!;
+  const hId = tl.hId;
+  const hKey = tl.hKey;
+  const n = tl.size;
+  const id = hId[i]!;
+  const key = hKey[i]!;
   for (;;) {
     const first = 4 * i + 1;
     if (first >= n) break;
     let c = first;
-    let ck = keys[first]!;
+    let ck = hKey[first]!;
     const end = first + 4 < n ? first + 4 : n;
     for (let j = first + 1; j < end; j++) {
-      const jk = keys[j]!;
+      const jk = hKey[j]!;
       if (jk < ck) {
         c = j;
         ck = jk;
       }
     }
     if (ck > key) break;
-    heap[i] = heap[c]!;
-    keys[i] = ck;
+    hId[i] = hId[c]!;
+    hKey[i] = ck;
     i = c;
   }
-  heap[i] = b;
-  keys[i] = key;
+  hId[i] = id;
+  hKey[i] = key;
 }
 
-/** Remove the top bucket (all of its entries consumed or stale). */
-function popBucket(tl: TimerList): void {
-  const top = tl.heap[0]!;
-  tl.byKey.delete(top.key);
-  const moved = tl.heap.pop()!;
-  const last = tl.heap.length;
+/** A new empty bucket for `key`, in the heap and the map. */
+function bucketPush(tl: TimerList, key: number): number {
+  let b = tl.bFree;
+  if (b >= 0) {
+    tl.bFree = tl.bHead[b]!;
+  } else {
+    b = tl.bUsed++;
+    if (b === tl.bKey.length) {
+      tl.bKey = grownF64(tl.bKey, 2 * b);
+      tl.bHead = grownI32(tl.bHead, 2 * b);
+      tl.bTail = grownI32(tl.bTail, 2 * b);
+      tl.hId = grownI32(tl.hId, 2 * b);
+      tl.hKey = grownF64(tl.hKey, 2 * b);
+    }
+  }
+  tl.bKey[b] = key;
+  tl.bHead[b] = -1;
+  tl.bTail[b] = -1;
+  const i = tl.size++;
+  tl.hId[i] = b;
+  tl.hKey[i] = key;
+  siftUp(tl, i);
+  tl.byKey.set(key, b);
+  return b;
+}
+
+/** Remove the top bucket (empty by now) from the heap and the map, and free its id. */
+function bucketPop(tl: TimerList): void {
+  const b = tl.hId[0]!;
+  tl.byKey.delete(tl.bKey[b]!);
+  tl.bHead[b] = tl.bFree;
+  tl.bFree = b;
+  const last = --tl.size;
   if (last > 0) {
-    tl.heap[0] = moved;
-    tl.keys[0] = tl.keys[last]!;
+    tl.hId[0] = tl.hId[last]!;
+    tl.hKey[0] = tl.hKey[last]!;
     siftDown(tl, 0);
   }
 }
 
-function pushBucket(tl: TimerList, key: number): Bucket {
-  const b: Bucket = { key, timers: [], seqs: [], head: 0 };
-  const i = tl.heap.length;
-  if (i === tl.keys.length) {
-    const keys = new Float64Array(tl.keys.length * 2);
-    keys.set(tl.keys);
-    tl.keys = keys;
-  }
-  tl.heap.push(b);
-  tl.keys[i] = key;
-  tl.byKey.set(key, b);
-  siftUp(tl, i);
-  return b;
-}
-
-/** Skip stale entries at the front so that the top bucket's head, if any, is a pending timer. */
+/** Drop stale entries at the front so that the top bucket's head, if any, is a pending timer. */
 function cleanTop(tl: TimerList): void {
-  const heap = tl.heap;
-  while (heap.length > 0) {
-    const b = heap[0]!;
-    const timers = b.timers;
-    const seqs = b.seqs;
-    let h = b.head;
-    while (h < timers.length && timers[h]!.seq !== seqs[h]) h++;
-    tl.entries -= h - b.head;
-    b.head = h;
-    if (h < timers.length) return;
-    popBucket(tl);
+  while (tl.size > 0) {
+    const b = tl.hId[0]!;
+    let e = tl.bHead[b]!;
+    while (e >= 0 && !entryLive(tl, e)) {
+      const next = tl.eNext[e]!;
+      entryFree(tl, e);
+      tl.entries--;
+      e = next;
+    }
+    tl.bHead[b] = e;
+    if (e >= 0) return;
+    tl.bTail[b] = -1;
+    bucketPop(tl);
   }
 }
 
-/** Rebuild the buckets and the heap from the live entries (O(n)) once stale ones dominate. */
+/** Drop every stale entry and empty bucket (O(n)) once stale entries dominate. */
 function maybeCompact(tl: TimerList): void {
   const stale = tl.entries - tl.live;
   if (stale <= STALE_REBUILD_MIN || stale <= tl.live) return;
-  const old = tl.heap;
-  tl.heap = [];
-  tl.byKey.clear();
   let n = 0;
-  for (const b of old) {
-    const timers: QEMUTimer[] = [];
-    const seqs: number[] = [];
-    for (let i = b.head; i < b.timers.length; i++) {
-      const t = b.timers[i]!;
-      if (t.seq !== b.seqs[i]) continue;
-      timers.push(t);
-      seqs.push(b.seqs[i]!);
+  let kept = 0;
+  for (let i = 0; i < tl.size; i++) {
+    const b = tl.hId[i]!;
+    let prev = -1;
+    let e = tl.bHead[b]!;
+    tl.bHead[b] = -1;
+    while (e >= 0) {
+      const next = tl.eNext[e]!;
+      if (entryLive(tl, e)) {
+        if (prev < 0) tl.bHead[b] = e;
+        else tl.eNext[prev] = e;
+        prev = e;
+        n++;
+      } else {
+        entryFree(tl, e);
+      }
+      e = next;
     }
-    if (timers.length === 0) continue;
-    b.timers = timers;
-    b.seqs = seqs;
-    b.head = 0;
-    tl.heap.push(b);
-    tl.keys[tl.heap.length - 1] = b.key;
-    tl.byKey.set(b.key, b);
-    n += timers.length;
+    if (prev >= 0) {
+      tl.eNext[prev] = -1;
+      tl.bTail[b] = prev;
+      tl.hId[kept] = b;
+      tl.hKey[kept] = tl.bKey[b]!;
+      kept++;
+    } else {
+      tl.bTail[b] = -1;
+      tl.byKey.delete(tl.bKey[b]!);
+      tl.bHead[b] = tl.bFree;
+      tl.bFree = b;
+    }
   }
-  for (let i = (tl.heap.length - 2) >> 2; i >= 0; i--) siftDown(tl, i);
+  tl.size = kept;
+  for (let i = (kept - 2) >> 2; i >= 0; i--) siftDown(tl, i);
   tl.entries = n;
   if (tl.live !== n) assert(false, `timer list ${CLOCK_NAMES[tl.type]}: ${n} live entries, expected ${tl.live}`);
 }
@@ -225,14 +302,13 @@ function maybeCompact(tl: TimerList): void {
 /** The timer that expires first, or null. */
 export function timerlistHead(tl: TimerList): QEMUTimer | null {
   cleanTop(tl);
-  const b = tl.heap[0];
-  return b ? b.timers[b.head]! : null;
+  return tl.size > 0 ? tl.eTimer[tl.bHead[tl.hId[0]!]!]! : null;
 }
 
 /** Deadline of the head in ns, or -1 when the list is empty. */
 export function timerlistHeadExpireNs(tl: TimerList): number {
   cleanTop(tl);
-  return tl.heap.length > 0 ? tl.keys[0]! : -1;
+  return tl.size > 0 ? tl.hKey[0]! : -1;
 }
 
 /** @qemu timer_pending */
@@ -266,14 +342,17 @@ function insert(ts: QEMUTimer, expireNs: number): boolean {
   ts.expireNs = expireNs;
   ts.seq = tl.seq.n++;
   tl.live++;
-  const b = tl.byKey.get(expireNs) ?? pushBucket(tl, expireNs);
-  b.timers.push(ts);
-  b.seqs.push(ts.seq);
+  let b = tl.byKey.get(expireNs);
+  if (b === undefined) b = bucketPush(tl, expireNs);
+  const e = entryAlloc(tl, ts);
+  const tail = tl.bTail[b]!;
+  if (tail < 0) tl.bHead[b] = e;
+  else tl.eNext[tail] = e;
+  tl.bTail[b] = e;
   tl.entries++;
   maybeCompact(tl);
   cleanTop(tl);
-  const top = tl.heap[0]!;
-  return top.timers[top.head] === ts;
+  return tl.eTimer[tl.bHead[tl.hId[0]!]!] === ts;
 }
 
 /**
@@ -318,16 +397,16 @@ function clockEnabled(tl: TimerList): boolean {
 export function timerlistDeadlineNs(tl: TimerList, attrMask = QEMU_TIMER_ATTR_ALL): number {
   if (!clockEnabled(tl)) return -1;
   cleanTop(tl);
-  if (tl.heap.length === 0) return -1;
+  if (tl.size === 0) return -1;
   let expire: number;
   if (attrMask === QEMU_TIMER_ATTR_ALL) {
-    expire = tl.keys[0]!;
+    expire = tl.hKey[0]!;
   } else {
     expire = -1;
-    for (const b of tl.heap) {
-      for (let i = b.head; i < b.timers.length; i++) {
-        const t = b.timers[i]!;
-        if (t.seq !== b.seqs[i]) continue;
+    for (let i = 0; i < tl.size; i++) {
+      for (let e = tl.bHead[tl.hId[i]!]!; e >= 0; e = tl.eNext[e]!) {
+        if (!entryLive(tl, e)) continue;
+        const t = tl.eTimer[e]!;
         if ((t.attributes & ~attrMask) !== 0) continue; // it has an attribute outside the mask
         if (expire < 0 || t.expireNs < expire) expire = t.expireNs;
       }
@@ -376,15 +455,18 @@ export function timerlistRunTimers(m: Traced, tl: TimerList): boolean {
   let progress = false;
   for (let n = 0; ; n++) {
     cleanTop(tl);
-    if (tl.heap.length === 0 || tl.keys[0]! > currentNs) break;
-    const b = tl.heap[0]!;
-    const ts = b.timers[b.head]!;
+    if (tl.size === 0 || tl.hKey[0]! > currentNs) break;
+    const b = tl.hId[0]!;
+    const e = tl.bHead[b]!;
+    const ts = tl.eTimer[e]!;
     if (n >= TIMER_RUN_MAX) {
       throw new LoopLimitError(
         `timer storm: ${TIMER_RUN_MAX} timer callbacks on clock ${CLOCK_NAMES[tl.type]} in one pass at ${currentNs} ns; last callback: ${m.trace.lastKind} ${m.trace.lastDispatched}`,
       );
     }
-    b.head++;
+    tl.bHead[b] = tl.eNext[e]!;
+    if (tl.bHead[b]! < 0) tl.bTail[b] = -1;
+    entryFree(tl, e);
     tl.entries--;
     ts.expireNs = -1;
     ts.seq = -1;

@@ -154,7 +154,13 @@ export async function migrateOnce(
       await until(d, () => d.events.includes('RESUME'), 'the destination running');
       destRunningMs = Number(process.hrtime.bigint() - t0) / 1e6;
     }
-    const info = await src.qmp('query-migrate');
+    // QEMU 7.2 sends "completed" from its migration thread before it stores total-time and
+    // downtime (migration_calculate_complete runs after), so a prompt query may read zeros.
+    let info = await src.qmp('query-migrate');
+    for (let i = 0; i < 100 && Number(info['total-time'] ?? 0) === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      info = await src.qmp('query-migrate');
+    }
     return { totalMs: Number(info['total-time']), downtimeMs: Number(info['downtime']), destRunningMs };
   } finally {
     await quit(src);

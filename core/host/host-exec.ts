@@ -8,6 +8,7 @@
 
 import { spawn } from 'node:child_process';
 import { type HostInput, type LoopMachine, type VirtualFd, vfdOpen } from '../loop/index.ts';
+import { hostWriteIsDonated, hostWriteKept } from './types.ts';
 
 const EXEC_WRITE_HIGH = 4 << 20;
 const EXEC_READ_HIGH = 4 << 20;
@@ -49,9 +50,12 @@ export function hostExecCreate(deliver: (i: HostInput) => void): HostExecProvide
               break;
             }
             const k = Math.min(space, d.length - n);
-            pipe.write(Buffer.from(d.subarray(n, n + k)));
+            pipe.write(hostWriteIsDonated(d)
+              ? Buffer.from(d.buffer, d.byteOffset + n, k)
+              : Buffer.from(d.subarray(n, n + k)));
             n += k;
           }
+          if (hostWriteIsDonated(d) && pipe.writableLength > 0) hostWriteKept();
           return n;
         });
         pipe.on('drain', () => deliver({ kind: 'writable', fd: fd.id, writable: true }));

@@ -9,8 +9,8 @@ import { type HostInput, type LoopMachine, type VirtualFd, vfdOpen } from '../lo
 import { errnoCode, strerror } from './errno.ts';
 import type { FileProvider } from './types.ts';
 
-/** Bytes read from an input file per delivery. */
-export const FILE_CHUNK = 64 * 1024;
+/** Bytes read from an input file per delivery (each delivery costs a main-loop iteration). */
+export const FILE_CHUNK = 1 << 20;
 
 /** @qemu util/osdep.c error_setg_file_open */
 function fileOpenError(path: string, err: unknown): string {

@@ -50,20 +50,26 @@ function ttyRawMode(
 
 /**
  * The output descriptor: writes buffered by Node up to writeHigh, then unwritable until 'drain'.
+ * As host-net's writes: Node may complete a write at once (a file or a pipe is written
+ * synchronously: writableLength back to 0, and no 'drain' ever comes), so keep writing while
+ * there is room and turn unwritable only with writeHigh bytes buffered, where 'drain' follows.
  */
 function stdoutFd(
   m: LoopMachine, deliver: (i: HostInput) => void, writeHigh: number,
 ): { fd: VirtualFd; stop: () => void } {
   const stdout = process.stdout;
   const outFd: VirtualFd = vfdOpen(m.fdt, 'stdio-out', 'stream', (d) => {
-    const space = writeHigh - stdout.writableLength;
-    if (space <= 0) {
-      outFd.writable = false;
-      return 0;
+    let n = 0;
+    while (n < d.length) {
+      const space = writeHigh - stdout.writableLength;
+      if (space <= 0) {
+        outFd.writable = false;
+        break;
+      }
+      const k = Math.min(space, d.length - n);
+      stdout.write(Buffer.from(d.subarray(n, n + k)));
+      n += k;
     }
-    const n = Math.min(space, d.length);
-    stdout.write(Buffer.from(d.subarray(0, n)));
-    if (n < d.length) outFd.writable = false;
     return n;
   });
   const onDrain = (): void => deliver({ kind: 'writable', fd: outFd.id, writable: true });

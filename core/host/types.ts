@@ -104,3 +104,39 @@ export interface ChardevIo {
   stdio: StdioProvider;
   files: FileProvider;
 }
+
+/**
+ * Buffers whose writer gives them up when it writes them (migration streams): a host adapter
+ * may hand a view of them to the OS without copying, and keep it until the write completes
+ * (saying so with hostWriteKept). Every other write is copied, since its caller may reuse its
+ * buffer once write() returns.
+ */
+const donatedBuffers = new WeakSet<ArrayBufferLike>();
+
+/** Declare that `bytes` (and every view of its buffer) will never be changed again. */
+export function hostWriteDonate(bytes: Uint8Array): void {
+  donatedBuffers.add(bytes.buffer);
+}
+
+/** Whether the bytes of `d` may be kept by reference (see hostWriteDonate). */
+export function hostWriteIsDonated(d: Uint8Array): boolean {
+  return donatedBuffers.has(d.buffer);
+}
+
+let donatedKept = false;
+
+/** A host adapter kept a reference to donated bytes it was handed (the OS has not taken them). */
+export function hostWriteKept(): void {
+  donatedKept = true;
+}
+
+/**
+ * Whether an adapter kept donated bytes since the last call (then the writer must not reuse
+ * them); resets. Donating writers ask after each write, to reuse their buffer when they can
+ * (memory the process touched before costs far less than fresh memory).
+ */
+export function hostWriteTakeKept(): boolean {
+  const k = donatedKept;
+  donatedKept = false;
+  return k;
+}

@@ -14,7 +14,7 @@ export {
   WATCH_UNWRITTEN, WATCH_CODE, WATCH_RESERVED, WATCH_DIRTY_LOG,
   ramWatchHit, ramWatchReservation, ramAddReservationHolder, ramFlushDecode,
   ramDirtyLogStart, ramDirtyLogStop, ramTestAndClearDirty, ramDirtyPageCount,
-  ramForEachWrittenPage, ramLoadPage, ramWriteBytes, ramReadBytes, ramZeroRange, ramDiscardAll,
+  ramForEachWrittenPage, ramLoadPage, ramLoadChunk, ramWriteBytes, ramReadBytes, ramZeroRange, ramDiscardAll,
 } from './ram.ts';
 export type { Ram, ReservationHolder } from './ram.ts';
 export { EM_RISCV, isElf, elfParse, loadKernel } from './loader.ts';

@@ -264,6 +264,45 @@ export function ramLoadPage(ram: Ram, page: number, bytes: Uint8Array): void {
   ramWriteBytes(ram, off, bytes);
 }
 
+/**
+ * Apply a load of whole pages of chunk `chunk` at once: `pageMask` (bit i: page i of the chunk)
+ * names the pages `bytes` brings; the other pages keep what they hold. When the chunk is not
+ * backed yet (every page of it reads zero) or every page is brought, `bytes` itself becomes the
+ * chunk's backing (no copy: the caller gives up these RAM_CHUNK_SIZE bytes, which must be zero
+ * outside the masked pages; they may be a view into a larger buffer, 8-byte aligned); otherwise
+ * the masked pages are copied. Either way each page
+ * owes the watchers what a store to it would (allocation, decoded code, reservations, dirty
+ * log), exactly as ramLoadPage of each masked page would.
+ */
+export function ramLoadChunk(ram: Ram, chunk: number, bytes: Uint8Array, pageMask: number): void {
+  assert(chunk >= 0 && chunk < ram.ram8.length, `chunk ${chunk} outside RAM`);
+  assert(bytes.length === RAM_CHUNK_SIZE, `chunk data is ${bytes.length} bytes`);
+  const p0 = chunk * PAGES_PER_CHUNK;
+  const pages = Math.min(PAGES_PER_CHUNK, ram.pageCount - p0);
+  const all = (1 << pages) - 1;
+  pageMask &= all;
+  if (pageMask === 0) return;
+  const off = bytes.byteOffset;
+  if ((off & 7) === 0 && (ram.ram8[chunk] === ram.zero8 || pageMask === all)) {
+    const buf = bytes.buffer;
+    ram.ram8[chunk] = bytes;
+    ram.ram16[chunk] = new Uint16Array(buf, off, RAM_CHUNK_SIZE >>> 1);
+    ram.ram32[chunk] = new Int32Array(buf, off, RAM_CHUNK_SIZE >>> 2);
+    for (let i = 0; i < pages; i++) {
+      if (!(pageMask & (1 << i))) continue;
+      const page = p0 + i;
+      // The chunk is backed now, so an unwritten page is only marked written (no allocation).
+      if ((ram.watch[page] ?? 0) !== 0) ramWatchHit(ram, page << TARGET_PAGE_BITS, TARGET_PAGE_SIZE);
+    }
+    return;
+  }
+  for (let i = 0; i < pages; i++) {
+    if (!(pageMask & (1 << i))) continue;
+    const o = i << TARGET_PAGE_BITS;
+    ramLoadPage(ram, p0 + i, bytes.subarray(o, o + TARGET_PAGE_SIZE));
+  }
+}
+
 /** Copy `bytes` into RAM at offset `off` (must fit), honouring the watch bits page by page. */
 export function ramWriteBytes(ram: Ram, off: number, bytes: Uint8Array): void {
   const fits = off >= 0 && off + bytes.length <= ram.ramSize;

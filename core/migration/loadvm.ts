@@ -58,6 +58,9 @@ export interface LoadvmState {
   failure: MigrationFailure | null;
   /** Non-fatal error_report lines ("Expected vmdescription section, but got 0"). */
   warnings: string[];
+  /** The error_report lines of the unit being run, and the function that adds one. */
+  errs: string[];
+  report: (m: string) => void;
 }
 
 /** Result of a whole load: ok, or the failure; warnings either way. */
@@ -67,9 +70,13 @@ export type LoadvmResult =
 
 /** Start loading into the machine whose registry is `sv`; feed the stream with loadvmFeed. */
 export function loadvmCreate(sv: SaveVMState): LoadvmState {
+  const errs: string[] = [];
   return {
     sv, f: qemuFileReaderCreate(null, false), phase: 'header', cur: null, loadIds: new Map(),
     staged: new Map(), order: [], postcopy: 'none', vmdescLeft: 0, failure: null, warnings: [],
+    errs, report: (m) => {
+      errs.push(m);
+    },
   };
 }
 
@@ -97,17 +104,19 @@ function loadvmRun(ls: LoadvmState): LoadvmPhase {
     if (terminal(ls.phase)) return ls.phase;
     const mark = qemuFileMark(ls.f);
     const phase = ls.phase;
-    const errs: string[] = [];
+    // The unit's messages (one array for every unit: a RAM load runs a unit per page).
+    const errs = ls.errs;
+    errs.length = 0;
     let r: UnitResult;
     try {
-      r = runUnit(ls, errs);
+      r = runUnit(ls);
     } catch (e) {
       if (e !== QEMU_FILE_NEED_MORE) throw e;
       qemuFileRestore(ls.f, mark);
       return ls.phase;
     }
-    if (ls.phase === 'failed') ls.failure = { ret: ls.failure?.ret ?? -EINVAL, messages: errs };
-    else ls.warnings.push(...errs);
+    if (ls.phase === 'failed') ls.failure = { ret: ls.failure?.ret ?? -EINVAL, messages: errs.slice() };
+    else if (errs.length > 0) ls.warnings.push(...errs);
     qemuFileRelease(ls.f);
     if (r === 'need-more') return ls.phase;
     // Every unit consumes bytes or moves on; a unit that does neither would spin forever.
@@ -121,10 +130,8 @@ function fail(ls: LoadvmState, ret: number): UnitResult {
   return 'continue';
 }
 
-function runUnit(ls: LoadvmState, errs: string[]): UnitResult {
-  const report = (m: string): void => {
-    errs.push(m);
-  };
+function runUnit(ls: LoadvmState): UnitResult {
+  const report = ls.report;
   switch (ls.phase) {
     case 'header': return unitHeader(ls, report);
     case 'main': return unitMain(ls, report);

@@ -5,14 +5,19 @@
 // stream VirtualFd, so bytes leave and arrive through the input boundary like any socket's. The
 // outgoing side queues what the descriptor does not accept yet and reports write errors with
 // QEMU's texts ("Unable to write to socket: Broken pipe").
-// Invariant: a channel's queue holds copies, never views of the writer's reused buffer.
+// The outgoing writer donates its buffers: host adapters hand views of them to the OS without
+// copying (hostWriteDonate), and the queue keeps views; the writer reuses a buffer only when
+// neither kept it (hostWriteKept), else continues in fresh memory.
+// Invariant: a channel's queue holds only views of buffers the writer no longer writes.
 
 import {
   type LoopMachine, type VirtualFd, G_IO_HUP, G_IO_IN, G_IO_OUT, G_PRIORITY_DEFAULT, gSourceDestroy,
   hostInputAt, vfdAccept, vfdClose, vfdOpen,
 } from '../loop/index.ts';
 import { vfdAddWatch } from '../char/index.ts';
-import type { SocketAddress } from '../host/index.ts';
+import {
+  type SocketAddress, hostWriteDonate, hostWriteTakeKept,
+} from '../host/types.ts';
 import type { MigrationChannel, MigrationMachine } from './migration-state.ts';
 
 /** A parsed migration URI. */
@@ -107,18 +112,20 @@ export function migrationChannelFlush(ch: MigrationChannel): number {
 }
 
 /**
- * The writer's sink: try the descriptor directly, queue a copy of what it did not take.
- * Returns 0, or -EIO (-5) once the channel has failed.
+ * The sink of a donating writer: try the descriptor directly, queue (a view of) what it did not
+ * take. Returns 1 when `bytes` is kept (queued, or held by the host adapter), so the writer must
+ * not reuse it; 0 when it may; -EIO (-5) once the channel has failed.
  */
 export function migrationChannelWrite(ch: MigrationChannel, bytes: Uint8Array): number {
   if (ch.error !== null) return -5;
-  // Drain the queue first, so that bytes go straight from the writer's buffer when they can.
+  hostWriteDonate(bytes);
+  // Drain the queue first: bytes go out in order.
   if (ch.queue.length > 0 && migrationChannelFlush(ch) > 0) {
-    const copy = bytes.slice();
-    ch.queue.push(copy);
-    ch.queued += copy.length;
-    return 0;
+    ch.queue.push(bytes);
+    ch.queued += bytes.length;
+    return 1;
   }
+  hostWriteTakeKept();
   if (ch.error !== null) return -5;
   const fd = ch.fd;
   if (fd.closed || fd.hup) {
@@ -130,11 +137,11 @@ export function migrationChannelWrite(ch: MigrationChannel, bytes: Uint8Array): 
     channelFail(ch, 'Broken pipe');
     return -5;
   }
-  if (n === bytes.length) return 0;
-  const rest = bytes.slice(n);
+  if (n === bytes.length) return hostWriteTakeKept() ? 1 : 0;
+  const rest = bytes.subarray(n);
   ch.queue.push(rest);
   ch.queued += rest.length;
-  return 0;
+  return 1;
 }
 
 

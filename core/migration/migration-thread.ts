@@ -33,8 +33,12 @@ export const XFER_LIMIT_RATIO = 1000 / BUFFER_DELAY_MS;
  * 50 ms of wall time; detvm bounds it by bytes, which keeps virtual runs deterministic.
  */
 export const MIGRATION_STEP_BYTES = 4 << 20;
-/** Bytes queued on a channel above which a step waits for it to drain first. */
-export const MIGRATION_CHANNEL_HIGH_BYTES = 8 << 20;
+/**
+ * Bytes queued on a channel above which a step waits for it to drain first. A step also ends
+ * early once the channel queues anything (the writer's `throttled`), so the queue stays short:
+ * bytes are counted as sent (and the writer reuses its buffer) only when the host took them.
+ */
+export const MIGRATION_CHANNEL_HIGH_BYTES = 1 << 20;
 
 /** Bytes one rate-limit window (100 ms) allows; 0 for unlimited. */
 export function migrationWindowBytes(m: MigrationMachine): number {
@@ -74,15 +78,19 @@ function migrationThreadSetup(m: MigrationMachine, s: OutgoingMigration): void {
  * One iteration: send more, or complete when what remains is below the threshold.
  * @qemu migration_iteration_run (7.2)
  */
-function migrationIterationRun(m: MigrationMachine, s: OutgoingMigration): 'resume' | 'break' {
+function migrationIterationRun(m: MigrationMachine, s: OutgoingMigration): 'resume' | 'break' | 'wait' {
   const ms = m.migration;
   const f = s.f!;
+  // QEMU's thread writes blocking, so what it sent before has reached the socket when it looks
+  // at what is left: wait for the channel's queue to drain before deciding.
+  if (s.channel !== null && migrationChannelFlush(s.channel) > 0) return 'wait';
   const pending = qemuSavevmStatePending(ms.sv, s.thresholdSize);
   if (pending > 0 && pending >= s.thresholdSize) {
     const window = migrationWindowBytes(m);
     const left = window > 0 ? window - s.windowUsed : Number.MAX_SAFE_INTEGER;
     f.rateLimitUsed = 0;
     f.rateLimitMax = Math.max(1, Math.min(MIGRATION_STEP_BYTES, left));
+    f.throttled = false;
     const errs: string[] = [];
     sendAccounted(m, s, () => qemuSavevmStateIterate(ms.sv, f, errs));
     s.windowUsed += f.rateLimitUsed;
@@ -136,12 +144,21 @@ function migrationDetectError(m: MigrationMachine, s: OutgoingMigration): boolea
 }
 
 /**
+ * Bytes of the stream the host has taken (put, less what the channel still queues): what
+ * QEMU's blocking writes have sent when its thread counts them (qemu_ftell_fast).
+ * @qemu migration_total_bytes
+ */
+function migrationTotalBytes(s: OutgoingMigration): number {
+  return s.f!.transferred - (s.channel?.queued ?? 0);
+}
+
+/**
  * Measure the last window's bandwidth, from which the stop-and-copy threshold follows, and
  * start a new window. @qemu migration_update_counters
  */
 function migrationUpdateCounters(m: MigrationMachine, s: OutgoingMigration, nowMs: number): void {
   if (nowMs < s.iterationStartMs + BUFFER_DELAY_MS) return;
-  const current = s.f!.transferred;
+  const current = migrationTotalBytes(s);
   const transferred = current - s.iterationInitialBytes;
   const timeSpent = nowMs - s.iterationStartMs;
   const bandwidth = transferred / timeSpent;
@@ -207,7 +224,12 @@ export function migrationThreadStep(m: MigrationMachine, s: OutgoingMigration): 
   }
   const window = migrationWindowBytes(m);
   if (window === 0 || s.windowUsed <= window) {
-    if (migrationIterationRun(m, s) === 'break') {
+    const r = migrationIterationRun(m, s);
+    if (r === 'wait') {
+      migrationChannelWaitWritable(m, ch, () => migrationThreadStep(m, s));
+      return;
+    }
+    if (r === 'break') {
       if (s.status === 'active') migrationDrain(m, s);
       else migrationIterationFinish(m, s);
       return;

@@ -152,7 +152,13 @@ export function migrateFdConnect(
     migrationIterationFinish(m, s);
     return;
   }
-  s.f = qemuFileWriterCreate((bytes) => migrationChannelWrite(ch, bytes), MIGRATION_FLUSH_BYTES);
+  const f = qemuFileWriterCreate((bytes) => {
+    const r = migrationChannelWrite(ch, bytes);
+    // The host took less than it was given: end this iteration (QEMU's write would block).
+    if (ch.queued > 0) f.throttled = true;
+    return r;
+  }, MIGRATION_FLUSH_BYTES, { donate: true });
+  s.f = f;
   s.expectedDowntimeMs = m.migration.config.downtimeLimitMs;
   s.phase = 'iterate';
   s.iterationStartMs = realtimeMs(m);

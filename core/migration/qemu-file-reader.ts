@@ -157,6 +157,30 @@ export function qemuGetBufferView(f: QEMUFileReader, n: number): Uint8Array {
   return qemuGetBuffer(f, n);
 }
 
+/**
+ * Copy the next `n` bytes into `out` at `at` when they have all arrived, and return true; else
+ * consume nothing and return false (the caller then reads with qemuGetBuffer, which asks for
+ * more or fails as QEMU would).
+ */
+export function qemuGetBufferInto(f: QEMUFileReader, out: Uint8Array, at: number, n: number): boolean {
+  if (f.end - f.pos < n) return false;
+  let done = 0;
+  while (done < n) {
+    const c = f.chunks[f.ci]!;
+    if (f.co >= c.length) {
+      f.ci++;
+      f.co = 0;
+      continue;
+    }
+    const k = Math.min(n - done, c.length - f.co);
+    out.set(k === c.length ? c : c.subarray(f.co, f.co + k), at + done);
+    f.co += k;
+    done += k;
+  }
+  f.pos += n;
+  return true;
+}
+
 function copyOut(f: QEMUFileReader, out: Uint8Array, n: number): void {
   let done = 0;
   while (done < n) {

@@ -14,7 +14,10 @@ export const IO_BUF_SIZE = 32768;
 /** Segment size of a writer without a sink. */
 const SEGMENT_SIZE = 1 << 20;
 
-/** Receives a full buffer; must consume or copy it before returning. Returns 0 or -errno. */
+/**
+ * Receives a full buffer; must consume or copy it before returning. Returns 0 or -errno; to a
+ * donating writer, 1 when it kept a reference (the writer then continues in fresh memory).
+ */
 export type QEMUFileSink = (bytes: Uint8Array) => number;
 
 /** A stream being written. Runtime I/O state, not VM state. */
@@ -34,6 +37,25 @@ export interface QEMUFileWriter {
   rateLimitUsed: number;
   /** 0 or a negative errno; sticky. */
   error: number;
+  /** The sink may keep what it is handed (and says so): the writer then moves to fresh memory. */
+  donate: boolean;
+  /**
+   * The sink is backed up: the writer's rate limit counts as reached until the owner clears
+   * this (where QEMU's thread would block in a write, detvm's ends the iteration).
+   */
+  throttled: boolean;
+}
+
+/** Donating writers carve their buffers from slabs of this size (fewer, larger allocations). */
+const DONATE_SLAB_SIZE = 8 << 20;
+
+/** After a donating flush of `used` bytes: continue right after them, or in a new slab. */
+function donateNextBuffer(f: QEMUFileWriter, used: number): void {
+  const size = f.buf.length;
+  const at = (f.buf.byteOffset + used + 7) & ~7;
+  f.buf = at + size <= f.buf.buffer.byteLength
+    ? new Uint8Array(f.buf.buffer, at, size)
+    : new Uint8Array(new ArrayBuffer(Math.max(DONATE_SLAB_SIZE, size)), 0, size);
 }
 
 /**
@@ -41,13 +63,13 @@ export interface QEMUFileWriter {
  * file sink may prefer more, fewer system calls); without it keeps everything.
  */
 export function qemuFileWriterCreate(
-  sink: QEMUFileSink | null = null, flushSize = IO_BUF_SIZE,
+  sink: QEMUFileSink | null = null, flushSize = IO_BUF_SIZE, opts: { donate?: boolean } = {},
 ): QEMUFileWriter {
   assert(Number.isInteger(flushSize) && flushSize >= 512, `bad flush size ${flushSize}`);
   return {
     buf: new Uint8Array(sink ? flushSize + 8192 : SEGMENT_SIZE), len: 0, sink, segments: [],
     flushSize, transferred: 0, rateLimitMax: 0, rateLimitUsed: 0, error: 0,
-
+    donate: opts.donate === true && sink !== null, throttled: false,
   };
 }
 
@@ -68,6 +90,7 @@ export function qemuFflush(f: QEMUFileWriter): void {
   if (f.error === 0) {
     const r = f.sink(f.buf.subarray(0, f.len));
     if (r < 0) qemuFileSetError(f, r);
+    else if (r > 0 && f.donate) donateNextBuffer(f, f.len);
   }
   f.len = 0;
 }
@@ -231,7 +254,7 @@ export function qemuFileResetRateLimit(f: QEMUFileWriter): void {
  * @qemu qemu_file_rate_limit
  */
 export function qemuFileRateLimit(f: QEMUFileWriter): boolean {
-  if (f.error) return true;
+  if (f.error || f.throttled) return true;
   return f.rateLimitMax > 0 && f.rateLimitUsed > f.rateLimitMax;
 }
 

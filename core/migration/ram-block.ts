@@ -8,7 +8,7 @@
 import { assert } from '../util/index.ts';
 import {
   type Ram, TARGET_PAGE_BITS, TARGET_PAGE_SIZE, RAM_CHUNK_BITS, RAM_CHUNK_SIZE, WATCH_UNWRITTEN,
-  ramDirtyLogStart, ramDirtyLogStop, ramLoadPage, ramTestAndClearDirty, ramZeroRange,
+  ramDirtyLogStart, ramDirtyLogStop, ramLoadChunk, ramLoadPage, ramTestAndClearDirty, ramZeroRange,
 } from '../memory/index.ts';
 
 /** Flags in the low bits of a RAM record's be64 header (migration/ram.c RAM_SAVE_FLAG_*). */
@@ -37,6 +37,12 @@ export interface RamBlock {
   writePage(page: number, bytes: Uint8Array): void;
   /** Fill a page with `value` (a ZERO record; 0 skips pages that already read as zero). */
   fillPage(page: number, value: number): void;
+  /**
+   * Optional bulk form of writePage for the RAM_CHUNK_SIZE bytes of chunk `chunk` (pages
+   * chunk * 16 ...): the pages whose bit is set in `pageMask` are loaded from `bytes`, which the
+   * block may keep (the caller gives it up; a whole ArrayBuffer, zero outside the masked pages).
+   */
+  loadChunk?(chunk: number, bytes: Uint8Array, pageMask: number): void;
   /** Start logging guest writes, with a clean log. */
   dirtyLogStart(): void;
   dirtyLogStop(): void;
@@ -66,6 +72,9 @@ export function ramBlockFromRam(ram: Ram, idstr: string): RamBlock {
     },
     writePage(page, bytes) {
       ramLoadPage(ram, page, bytes);
+    },
+    loadChunk(chunk, bytes, pageMask) {
+      ramLoadChunk(ram, chunk, bytes, pageMask);
     },
     fillPage(page, value) {
       if (value === 0) {

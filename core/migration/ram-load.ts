@@ -1,14 +1,18 @@
 // The RAM handler, load side (migration/ram.c ram_load_precopy, QEMU 7.2): one record per step
 // (the block list, a ZERO, PAGE or XBZRLE page, EOS), with QEMU's checks and messages. Pages are
-// staged per block (views into the received chunks, or a fill byte) and written to the blocks
-// only by ramLoadCommit, once the whole stream has loaded.
-// Invariant: a step changes `staged` only after every read of its record succeeded.
+// staged per block: a page's bytes are copied, as the record is read, into a staging chunk of
+// RAM_CHUNK_SIZE bytes laid out as the block's memory (carved from a slab when a page of it
+// first arrives), a ZERO record keeps its fill byte. Nothing reaches the blocks until ramLoadCommit,
+// once the whole stream has loaded; a block that can take whole chunks (guest RAM) then adopts
+// the staging chunks as its memory instead of copying them.
+// Invariant: a step changes `staged` only after every read of its record succeeded (a PAGE
+// record is copied into its staging page only once all its bytes have arrived).
 
-import { TARGET_PAGE_SIZE } from '../memory/index.ts';
+import { RAM_CHUNK_SIZE, TARGET_PAGE_BITS, TARGET_PAGE_SIZE } from '../memory/index.ts';
 import { EINVAL } from './errors.ts';
 import { latin1String } from './qemu-file.ts';
 import {
-  type QEMUFileReader, qemuGetBe16, qemuGetBe32, qemuGetBuffer, qemuGetBufferView, qemuGetByte,
+  type QEMUFileReader, qemuGetBe16, qemuGetBe32, qemuGetBuffer, qemuGetBufferInto, qemuGetByte,
 } from './qemu-file-reader.ts';
 import {
   RAM_SAVE_FLAG_COMPRESS_PAGE, RAM_SAVE_FLAG_CONTINUE, RAM_SAVE_FLAG_EOS, RAM_SAVE_FLAG_HOOK,
@@ -16,16 +20,72 @@ import {
 } from './ram-block.ts';
 import type { RamState } from './ram.ts';
 
-/** What one load brought for RAM: per block, page number → its bytes or a fill byte. */
+const PAGES_PER_CHUNK = RAM_CHUNK_SIZE / TARGET_PAGE_SIZE;
+const PAGE_CHUNK_SHIFT = Math.log2(PAGES_PER_CHUNK);
+/** Page states in RamBlockStaged.state. */
+const STAGED_NONE = 0;
+const STAGED_DATA = 1;
+const STAGED_FILL = 2;
+
+/**
+ * Staging chunks are carved from slabs of this many chunks (256 MiB), one slab allocated when
+ * the first page of its range arrives: one big zeroed allocation, whose memory the OS provides
+ * only as pages are touched, costs far less than many small ones (each allocation counts
+ * towards the engine's external memory, whose growth triggers full garbage collections).
+ */
+const SLAB_CHUNKS_SHIFT = 12;
+
+/** What one load brought for one block. */
+interface RamBlockStaged {
+  /** Per page: STAGED_NONE, STAGED_DATA (bytes in its chunk) or STAGED_FILL (byte in `fill`). */
+  state: Uint8Array;
+  fill: Uint8Array;
+  /** Per chunk of RAM_CHUNK_SIZE bytes: the staging chunk, once a page of it has bytes. */
+  chunks: Array<Uint8Array | undefined>;
+  slabs: Array<ArrayBuffer | undefined>;
+}
+
+/** What one load brought for RAM, per block. */
 export interface RamLoadStaged {
   /** Block of the last named page record (-1: none). @qemu mis->last_recv_block */
   lastRecvBlock: number;
-  pages: Array<Map<number, Uint8Array | number>>;
+  blocks: RamBlockStaged[];
 }
 
 /** @qemu ram_load_setup */
 export function ramLoadSetup(rs: RamState): RamLoadStaged {
-  return { lastRecvBlock: -1, pages: rs.blocks.map(() => new Map()) };
+  return {
+    lastRecvBlock: -1,
+    blocks: rs.blocks.map((b) => {
+      const pages = b.usedLength / TARGET_PAGE_SIZE;
+      return {
+        state: new Uint8Array(pages), fill: new Uint8Array(pages),
+        chunks: new Array<Uint8Array | undefined>(Math.ceil(pages / PAGES_PER_CHUNK)),
+        slabs: [],
+      };
+    }),
+  };
+}
+
+/** The staging bytes of `page` (its chunk allocated if need be). */
+function stagingPage(sb: RamBlockStaged, page: number): Uint8Array {
+  const c = page >>> PAGE_CHUNK_SHIFT;
+  let chunk = sb.chunks[c];
+  if (chunk === undefined) {
+    const si = c >>> SLAB_CHUNKS_SHIFT;
+    let slab = sb.slabs[si];
+    if (slab === undefined) {
+      const first = si << SLAB_CHUNKS_SHIFT;
+      const n = Math.min(1 << SLAB_CHUNKS_SHIFT, sb.chunks.length - first);
+      slab = new ArrayBuffer(n * RAM_CHUNK_SIZE);
+      sb.slabs[si] = slab;
+    }
+    const at = (c & ((1 << SLAB_CHUNKS_SHIFT) - 1)) * RAM_CHUNK_SIZE;
+    chunk = new Uint8Array(slab, at, RAM_CHUNK_SIZE);
+    sb.chunks[c] = chunk;
+  }
+  const o = (page & (PAGES_PER_CHUNK - 1)) << TARGET_PAGE_BITS;
+  return chunk.subarray(o, o + TARGET_PAGE_SIZE);
 }
 
 /** @qemu ram_load: only version 4 (no message: the caller reports the section). */
@@ -97,9 +157,17 @@ export function ramLoadStep(
     case RAM_SAVE_FLAG_ZERO:
       value = qemuGetByte(f);
       break;
-    case RAM_SAVE_FLAG_PAGE:
-      value = qemuGetBufferView(f, TARGET_PAGE_SIZE);
+    case RAM_SAVE_FLAG_PAGE: {
+      // The usual case: the whole page has arrived and goes straight to its staging page.
+      const sb = staged.blocks[bi]!;
+      if (qemuGetBufferInto(f, stagingPage(sb, page), 0, TARGET_PAGE_SIZE)) {
+        sb.state[page] = STAGED_DATA;
+        staged.lastRecvBlock = bi;
+        return 0;
+      }
+      value = qemuGetBuffer(f, TARGET_PAGE_SIZE);
       break;
+    }
     case RAM_SAVE_FLAG_XBZRLE:
       value = loadXbzrle(rs, f, staged, bi, page, report);
       if (value === null) {
@@ -119,7 +187,14 @@ export function ramLoadStep(
   if (ret === 0) ret = f.error;
   if (ret < 0) return ret;
   if (value !== null) {
-    staged.pages[bi]!.set(page, value);
+    const sb = staged.blocks[bi]!;
+    if (typeof value === 'number') {
+      sb.state[page] = STAGED_FILL;
+      sb.fill[page] = value;
+    } else {
+      stagingPage(sb, page).set(value);
+      sb.state[page] = STAGED_DATA;
+    }
     staged.lastRecvBlock = bi;
   }
   return 0;
@@ -175,9 +250,10 @@ function loadXbzrle(
   }
   const src = qemuGetBuffer(f, xhLen);
   const dst = new Uint8Array(TARGET_PAGE_SIZE);
-  const prev = staged.pages[bi]!.get(page);
-  if (prev instanceof Uint8Array) dst.set(prev);
-  else if (typeof prev === 'number') dst.fill(prev);
+  const sb = staged.blocks[bi]!;
+  const st = sb.state[page];
+  if (st === STAGED_DATA) dst.set(stagingPage(sb, page));
+  else if (st === STAGED_FILL) dst.fill(sb.fill[page]!);
   else dst.set(rs.blocks[bi]!.readPage(page) ?? dst);
   if (xbzrleDecode(src, dst) < 0) {
     report('Failed to load XBZRLE page - decode error!');
@@ -217,13 +293,42 @@ function xbzrleDecode(src: Uint8Array, dst: Uint8Array): number {
   return d;
 }
 
-/** Write every staged page to its block, in stream order per block. */
+/**
+ * Write every staged page to its block: per chunk, the pages that brought bytes at once (the
+ * block may adopt the staging chunk), then the fill bytes of ZERO records.
+ */
 export function ramLoadCommit(rs: RamState, staged: RamLoadStaged): void {
   for (let bi = 0; bi < rs.blocks.length; bi++) {
     const block = rs.blocks[bi]!;
-    for (const [page, v] of staged.pages[bi]!) {
-      if (typeof v === 'number') block.fillPage(page, v);
-      else block.writePage(page, v);
+    const sb = staged.blocks[bi]!;
+    const state = sb.state;
+    for (let c = 0; c < sb.chunks.length; c++) {
+      const chunk = sb.chunks[c];
+      if (chunk === undefined) continue;
+      const p0 = c * PAGES_PER_CHUNK;
+      let mask = 0;
+      for (let i = 0; i < PAGES_PER_CHUNK && p0 + i < state.length; i++) {
+        if (state[p0 + i] === STAGED_DATA) mask |= 1 << i;
+      }
+      if (mask === 0) continue;
+      if (block.loadChunk) {
+        // Pages staged as data and later as a fill byte hold stale bytes: zero them, since the
+        // block may adopt the chunk (its unmasked pages must be zero).
+        for (let i = 0; i < PAGES_PER_CHUNK && p0 + i < state.length; i++) {
+          if (!(mask & (1 << i)) && state[p0 + i] !== STAGED_NONE) {
+            chunk.fill(0, i << TARGET_PAGE_BITS, (i + 1) << TARGET_PAGE_BITS);
+          }
+        }
+        block.loadChunk(c, chunk, mask);
+      } else {
+        for (let i = 0; i < PAGES_PER_CHUNK; i++) {
+          if (mask & (1 << i)) block.writePage(p0 + i, chunk.subarray(i << TARGET_PAGE_BITS, (i + 1) << TARGET_PAGE_BITS));
+        }
+      }
+      sb.chunks[c] = undefined;
+    }
+    for (let page = 0; page < state.length; page++) {
+      if (state[page] === STAGED_FILL) block.fillPage(page, sb.fill[page]!);
     }
   }
 }

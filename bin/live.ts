@@ -45,6 +45,8 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
     while (!stopped) {
       const hadInput = m.fdt.arrived.length > 0;
       loopStep(m);
+      // Output held by chardevs leaves once an iteration has no input left to read.
+      if (!m.loop.inputLeftover) io.net.flushWrites();
       onIteration?.();
       if (m.loop.exitStatus !== null) return m.loop.exitStatus;
       // Idle unless this iteration took input, its poll had a zero timeout, or its vCPU turn

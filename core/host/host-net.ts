@@ -3,8 +3,10 @@
 // `deliver` (hostInputArrived + wake). Flow control: a connection's socket is paused once the
 // bytes the kernel holds unread (delivered-but-not-applied plus the VirtualFd's inbound queue)
 // reach `pauseHighBytes`, and resumed at `resumeLowBytes`: nothing is lost and memory is
-// bounded by pauseHighBytes plus one chunk. Writes are accepted up to `writeHighBytes` of
-// Node-side buffering; beyond that the VirtualFd turns unwritable until 'drain'.
+// bounded by pauseHighBytes plus one chunk. Full 64 KiB reads are delivered together at the end
+// of Node's poll phase (one main-loop iteration for a burst). Writes are accepted up to
+// `writeHighBytes` of Node-side buffering (`writeHighDonatedBytes` for donated bytes, which go
+// to Node as views, without a copy); beyond that the VirtualFd turns unwritable until 'drain'.
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -12,14 +14,17 @@ import {
   type HostInput, type LoopMachine, type VirtualFd, vfdClose, vfdOpen,
 } from '../loop/index.ts';
 import { errnoCode, strerror } from './errno.ts';
-import type {
-  NetConnInfo, NetConnector, NetListener, NetProvider, SocketAddress,
+import {
+  type NetConnInfo, type NetConnector, type NetListener, type NetProvider, type SocketAddress,
+  hostWriteIsDonated, hostWriteKept,
 } from './types.ts';
 
 export interface HostNetOptions {
   pauseHighBytes?: number;
   resumeLowBytes?: number;
   writeHighBytes?: number;
+  /** The same for donated bytes (hostWriteDonate: a migration stream), which cost no copy. */
+  writeHighDonatedBytes?: number;
 }
 
 /** Counters for tests and diagnostics. */
@@ -35,6 +40,8 @@ export interface HostNet extends NetProvider {
   stats: HostNetStats;
   /** Close every listener and connection (machine teardown). */
   closeAll(): void;
+  /** Send the chardev writes held since the last flush (the live driver calls it). */
+  flushWrites(): void;
 }
 
 interface Conn {
@@ -95,10 +102,23 @@ interface HostNetCtx {
   high: number;
   low: number;
   writeHigh: number;
+  writeHighDonated: number;
   stats: HostNetStats;
   conns: Map<number, Conn>;
   servers: Set<net.Server>;
+  /** Sockets holding chardev writes since the last flush (net.Socket cork). */
+  corked: Set<net.Socket>;
 }
+
+/** Send the chardev writes held since the last flush. */
+function hostNetFlush(ctx: HostNetCtx): void {
+  if (ctx.corked.size === 0) return;
+  for (const s of ctx.corked) s.uncork();
+  ctx.corked.clear();
+}
+
+/** A read this long (Node's read size) is held briefly to be delivered with the ones after it. */
+const BATCH_READ_BYTES = 64 * 1024;
 
 /** The VirtualFd write of a connection: Node-side buffering up to writeHigh, then unwritable. */
 function hostConnWrite(ctx: HostNetCtx, socket: net.Socket, fd: VirtualFd, d: Uint8Array): number {
@@ -106,17 +126,33 @@ function hostConnWrite(ctx: HostNetCtx, socket: net.Socket, fd: VirtualFd, d: Ui
   // Node may hand a write to the kernel at once (writableLength back to 0, no 'drain' to come),
   // so keep writing while there is room; turn unwritable only with writeHigh bytes buffered,
   // where the last write returned false and 'drain' will follow.
+  // Donated bytes (a migration stream) go to Node as a view; others are copied.
+  const donated = hostWriteIsDonated(d);
+  const high = donated ? ctx.writeHighDonated : ctx.writeHigh;
+  // A readline monitor echoes each byte of a command in its own write, one per iteration, as
+  // QEMU does: hold chardev writes (cork) until the driver flushes after an iteration that left
+  // no input to read, or until the driver awaits (next tick), so a command's echo leaves in one
+  // writev. The bytes and their order are unchanged.
+  if (!donated && !ctx.corked.has(socket)) {
+    socket.cork();
+    ctx.corked.add(socket);
+    if (ctx.corked.size === 1) process.nextTick(() => hostNetFlush(ctx));
+  }
   let n = 0;
   while (n < d.length) {
-    const space = ctx.writeHigh - socket.writableLength;
+    const space = high - socket.writableLength;
     if (space <= 0) {
       fd.writable = false;
       break;
     }
     const k = Math.min(space, d.length - n);
-    socket.write(Buffer.from(d.subarray(n, n + k)));
+    socket.write(donated
+      ? Buffer.from(d.buffer, d.byteOffset + n, k)
+      : Buffer.from(d.subarray(n, n + k)));
     n += k;
   }
+  // Node wrote everything to the kernel at once unless it still buffers some.
+  if (donated && socket.writableLength > 0) hostWriteKept();
   return n;
 }
 
@@ -131,15 +167,35 @@ function hostWrapConn(
   let hupSent = false;
   const write = (d: Uint8Array): number => hostConnWrite(ctx, socket, fd, d);
   const fd: VirtualFd = vfdOpen(ctx.m.fdt, name, 'stream', write);
+  // Full reads (a bulk transfer: more is likely in the same poll phase) are delivered together
+  // once Node has run that phase's callbacks, so one main-loop iteration takes them all; short
+  // reads, and anything after held ones, go in order. A hang-up comes after held data.
+  let batch: Uint8Array[] = [];
+  let flushScheduled = false;
+  const flushHeld = (): void => {
+    flushScheduled = false;
+    const list = batch;
+    batch = [];
+    for (const data of list) ctx.deliver({ kind: 'data', fd: fd.id, data });
+  };
   const sendHup = (): void => {
     if (hupSent) return;
     hupSent = true;
+    flushHeld();
     ctx.deliver({ kind: 'hup', fd: fd.id });
   };
   socket.on('data', (chunk: Buffer) => {
     arrivedPending += chunk.length;
     const data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
-    ctx.deliver({ kind: 'data', fd: fd.id, data });
+    if (chunk.length >= BATCH_READ_BYTES || batch.length > 0) {
+      batch.push(data);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushHeld);
+      }
+    } else {
+      ctx.deliver({ kind: 'data', fd: fd.id, data });
+    }
     const held = arrivedPending + fd.inboundBytes;
     if (held > stats.maxHeldBytes) stats.maxHeldBytes = held;
     if (!paused && held >= ctx.high) {
@@ -280,12 +336,14 @@ export function hostNetCreate(
 ): HostNet {
   const ctx: HostNetCtx = {
     m, deliver,
-    high: opts.pauseHighBytes ?? 256 * 1024,
-    low: opts.resumeLowBytes ?? 64 * 1024,
+    high: opts.pauseHighBytes ?? 4 << 20,
+    low: opts.resumeLowBytes ?? 1 << 20,
     writeHigh: opts.writeHighBytes ?? 256 * 1024,
+    writeHighDonated: opts.writeHighDonatedBytes ?? 1 << 20,
     stats: { pauses: 0, resumes: 0, maxHeldBytes: 0 },
     conns: new Map(),
     servers: new Set(),
+    corked: new Set(),
   };
   return {
     kind: 'host',
@@ -293,10 +351,12 @@ export function hostNetCreate(
     listen: (addr, backlog, name) => hostListen(ctx, addr, backlog, name),
     connect: (addr, name) => hostConnect(ctx, addr, name),
     connInfo: (id) => ctx.conns.get(id)?.info ?? null,
+    flushWrites: () => hostNetFlush(ctx),
     setNodelay: (id, on) => {
       ctx.conns.get(id)?.socket.setNoDelay(on);
     },
     closeAll: () => {
+      hostNetFlush(ctx);
       for (const s of ctx.servers) s.close();
       ctx.servers.clear();
       for (const c of ctx.conns.values()) c.socket.destroy();

@@ -88,6 +88,22 @@ function pump(fe: TestFrontend, data: Uint8Array): { sent: () => number; error: 
   return { sent: () => off, error: () => failed };
 }
 
+/**
+ * Bytes that loopback TCP cannot all absorb while the reader is paused: the most the kernel's
+ * send and receive buffers may grow to (tcp_wmem, tcp_rmem maxima; autotuning reaches them),
+ * plus a margin. A fixed 4 MiB made the writer's block depend on the host's memory pressure.
+ */
+function moreThanLoopbackHolds(): number {
+  const max = (f: string): number => {
+    try {
+      return Number(fs.readFileSync(f, 'utf8').trim().split(/\s+/)[2]) || 0;
+    } catch {
+      return 0;
+    }
+  };
+  return Math.max(4 << 20, max('/proc/sys/net/ipv4/tcp_wmem') + max('/proc/sys/net/ipv4/tcp_rmem') + (8 << 20));
+}
+
 describe('socket chardev on real sockets', () => {
   it('connects, exchanges bytes, disconnects and accepts the next client, with QEMU filenames', async () => {
     const lm = machine();
@@ -139,7 +155,7 @@ describe('socket chardev on real sockets', () => {
     c.pause();
     const got = collect(lm, c);
     await liveRunUntil(lm, () => chr.beOpen, 'connect');
-    const data = pattern(4 << 20, 7);
+    const data = pattern(moreThanLoopbackHolds(), 7);
     const p = pump(fe, data);
     const conn = sockIo(chr).conn!;
     await liveRunUntil(lm, () => !conn.writable, 'writer blocked');

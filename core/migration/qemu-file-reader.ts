@@ -164,6 +164,12 @@ export function qemuGetBufferView(f: QEMUFileReader, n: number): Uint8Array {
  */
 export function qemuGetBufferInto(f: QEMUFileReader, out: Uint8Array, at: number, n: number): boolean {
   if (f.end - f.pos < n) return false;
+  copyOut(f, out, n, at);
+  return true;
+}
+
+/** Copy the next `n` bytes (all arrived) into `out` at `at`, and consume them. */
+function copyOut(f: QEMUFileReader, out: Uint8Array, n: number, at = 0): void {
   let done = 0;
   while (done < n) {
     const c = f.chunks[f.ci]!;
@@ -174,24 +180,6 @@ export function qemuGetBufferInto(f: QEMUFileReader, out: Uint8Array, at: number
     }
     const k = Math.min(n - done, c.length - f.co);
     out.set(k === c.length ? c : c.subarray(f.co, f.co + k), at + done);
-    f.co += k;
-    done += k;
-  }
-  f.pos += n;
-  return true;
-}
-
-function copyOut(f: QEMUFileReader, out: Uint8Array, n: number): void {
-  let done = 0;
-  while (done < n) {
-    const c = f.chunks[f.ci]!;
-    if (f.co >= c.length) {
-      f.ci++;
-      f.co = 0;
-      continue;
-    }
-    const k = Math.min(n - done, c.length - f.co);
-    out.set(c.subarray(f.co, f.co + k), done);
     f.co += k;
     done += k;
   }

@@ -1,4 +1,4 @@
-// Conformance with real QEMU 7.2 over real TCP: every transcript in ../shared/conformance is
+// Conformance with real QEMU 7.2 over real TCP: every transcript in test/fixtures/qemu-7.2/conformance is
 // replayed against a live detvm machine started with the transcript's own QEMU command line
 // (ports made ephemeral, the guest replaced by detvm's demo guest, the serial file dropped, a
 // -drive's run/X.qcow2 replaced by a new empty qcow2 image in a temporary directory). The client sends NAME.tx.bin in the recorded chunks; after each chunk it waits until

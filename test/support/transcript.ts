@@ -11,7 +11,7 @@ import type { FakePeer } from './monitor-chardev.ts';
 import { fakePeerConnect, fakePeerDisconnect, fakePeerSend } from './monitor-chardev.ts';
 import { type MonitorEnv, runUntilIdle } from './monitor-env.ts';
 
-export const CONFORMANCE_DIR = fileURLToPath(new URL('../../../shared/conformance/', import.meta.url));
+export const CONFORMANCE_DIR = fileURLToPath(new URL('../fixtures/qemu-7.2/conformance/', import.meta.url));
 
 export interface TranscriptEvent {
   t: number;

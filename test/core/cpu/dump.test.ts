@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { cpuCreate, cpuDumpState, type CpuState } from '../../../core/cpu/index.ts';
 
 const RX = fileURLToPath(
-  new URL('../../../../shared/conformance/hmp-info-registers.rx.bin', import.meta.url),
+  new URL('../../fixtures/qemu-7.2/conformance/hmp-info-registers.rx.bin', import.meta.url),
 );
 
 /** The two `info registers` outputs in the transcript (from "\r\nCPU#0" up to the prompt). */

@@ -12,7 +12,7 @@ import { analyzeMigrationStream, qemuLoadvmState } from '../../../core/migration
 import { prngCreate, prngInt } from '../../../core/util/index.ts';
 import { machineHash, makeTestMachine, randomizeMachine } from './fixture.ts';
 
-const DIR = join(import.meta.dirname, '../../../../shared/streams');
+const DIR = join(import.meta.dirname, '../../fixtures/qemu-7.2/streams');
 const STREAM = join(DIR, 'qemu-7.2-riscv32-virt-16M.mig');
 const mig = new Uint8Array(readFileSync(STREAM));
 const dump = readFileSync(join(DIR, 'qemu-7.2-riscv32-virt-16M.dump.txt'), 'utf8')

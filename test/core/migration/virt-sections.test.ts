@@ -19,7 +19,7 @@ import { virtWithSerial } from '../../support/virt.ts';
 import { DEMO_ELF, firstDifference, machineStateHash, relativeTrace } from './virt-fixture.ts';
 
 const SEED = Number(process.env.SEED ?? 7);
-const STREAM = join(import.meta.dirname, '../../../../shared/streams/qemu-7.2-riscv32-virt-16M.mig');
+const STREAM = join(import.meta.dirname, '../../fixtures/qemu-7.2/streams/qemu-7.2-riscv32-virt-16M.mig');
 const mig = new Uint8Array(readFileSync(STREAM));
 const realDesc = JSON.parse(locateVmdesc(mig)!) as { devices: Array<Record<string, unknown>> };
 

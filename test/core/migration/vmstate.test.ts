@@ -17,7 +17,7 @@ import {
 import { testDevCreate, testDevRandomize, vmstateTestDev } from './fixture.ts';
 import { prngCreate } from '../../../core/util/index.ts';
 
-const STREAMS = join(import.meta.dirname, '../../../../shared/streams');
+const STREAMS = join(import.meta.dirname, '../../fixtures/qemu-7.2/streams');
 const STREAM = join(STREAMS, 'qemu-7.2-riscv32-virt-16M.mig');
 const mig = new Uint8Array(readFileSync(STREAM));
 const realVmdesc = new TextDecoder().decode(mig.subarray(0x031f01 + 5));

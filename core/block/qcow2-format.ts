@@ -177,12 +177,7 @@ export function qcow2HeaderEncode(h: Qcow2Header): Uint8Array {
   putU32(b, 20, h.clusterBits);
   putU64(b, 24, h.size);
   putU32(b, 32, h.cryptMethod);
-  putU32(b, 36, h.l1Size);
-  putU64(b, 40, h.l1TableOffset);
-  putU64(b, 48, h.refcountTableOffset);
-  putU32(b, 56, h.refcountTableClusters);
-  putU32(b, 60, h.nbSnapshots);
-  putU64(b, 64, h.snapshotsOffset);
+  b.set(qcow2CommitFieldsEncode(h), HDR_COMMIT_OFFSET); // bytes 36..71
   putU64Big(b, 72, h.incompatibleFeatures);
   putU64Big(b, 80, h.compatibleFeatures);
   putU64Big(b, 88, h.autoclearFeatures);

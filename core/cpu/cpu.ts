@@ -59,32 +59,8 @@ export interface CpuState {
   mideleg: number;
 }
 
-/** Saved form of a CpuState: JSON-safe plain data. */
-export interface CpuSavedState {
-  name: 'riscv-cpu';
-  version: 1;
-  cpuIndex: number;
-  pc: number;
-  x: number[];
-  mhartid: number;
-  mstatus: number;
-  mie: number;
-  mip: number;
-  mtvec: number;
-  mepc: number;
-  mcause: number;
-  mtval: number;
-  mscratch: number;
-  mcycleOffsetHi: number;
-  mcycleOffsetLo: number;
-  minstretOffsetHi: number;
-  minstretOffsetLo: number;
-  icount: number;
-  resvAddr: number;
-  halted: boolean;
-  resetVector: number;
-  mideleg: number;
-}
+/** Saved form of a CpuState: JSON-safe plain data (everything but exitRequest, which is not saved). */
+export type CpuSavedState = Omit<CpuState, 'x' | 'exitRequest'> & { name: 'riscv-cpu'; version: 1; x: number[] };
 
 /**
  * What cpuExec needs from outside the CPU: the address space and the machine timer. Runtime

@@ -1,6 +1,6 @@
 // The machine's seeded PRNG (xoshiro128**). Its whole state is four uint32 words kept in the
 // Machine, so it is saved and restored with the VM and two machines with the same seed draw
-// the same numbers. Nothing in the kernel may use Math.random or crypto randomness.
+// the same numbers. The kernel draws no randomness from the host: this generator is its only source.
 
 /** PRNG state: plain data, snapshot-able. */
 export interface PrngState {

@@ -4,7 +4,7 @@
 // milliseconds of wall time, so sockets and the terminal stay responsive.
 
 import { type HostIo, hostClockSourceCreate, hostIoCreate } from '../core/host/index.ts';
-import { loopStep, loopWouldSpin, type LoopMachine } from '../core/loop/index.ts';
+import { aioBhScheduledNow, loopStep, loopWouldSpin, type LoopMachine } from '../core/loop/index.ts';
 import type { ChardevIo } from '../core/host/index.ts';
 import type { MachineConfig } from '../index.ts';
 import { charState } from '../core/char/index.ts';
@@ -45,8 +45,10 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
     while (!stopped) {
       const hadInput = m.fdt.arrived.length > 0;
       loopStep(m);
-      // Output held by chardevs leaves once an iteration has no input left to read.
-      if (!m.loop.inputLeftover) io.net.flushWrites();
+      // Output held by chardevs leaves once an iteration has no input left to read and no
+      // bottom half to run next (an HMP command's prompt comes from monitor_accept_input, a BH
+      // of the iteration after the command): a command's echo, output and prompt leave together.
+      if (!m.loop.inputLeftover && !aioBhScheduledNow(m.loop.aio)) io.net.flushWrites();
       onIteration?.();
       if (m.loop.exitStatus !== null) return m.loop.exitStatus;
       // Idle unless this iteration took input, its poll had a zero timeout, or its vCPU turn

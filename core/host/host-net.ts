@@ -106,38 +106,69 @@ interface HostNetCtx {
   stats: HostNetStats;
   conns: Map<number, Conn>;
   servers: Set<net.Server>;
-  /** Sockets holding chardev writes since the last flush (net.Socket cork). */
-  corked: Set<net.Socket>;
+  /** Chardev writes held since the last flush, per socket. */
+  held: Map<net.Socket, Held>;
+}
+
+/** Small chardev writes held for one socket: bytes[0, len) leave in one write at the flush. */
+interface Held {
+  bytes: Uint8Array;
+  len: number;
+}
+
+/** Writes up to this long are held (a readline echo, a monitor's reply); longer ones go at once. */
+const HOLD_MAX_BYTES = 16 * 1024;
+
+/** Send what `socket` holds, in one write. */
+function hostHeldFlush(ctx: HostNetCtx, socket: net.Socket, h: Held): void {
+  ctx.held.delete(socket);
+  if (h.len > 0 && !socket.destroyed && socket.writable) socket.write(Buffer.from(h.bytes.subarray(0, h.len)));
 }
 
 /** Send the chardev writes held since the last flush. */
 function hostNetFlush(ctx: HostNetCtx): void {
-  if (ctx.corked.size === 0) return;
-  for (const s of ctx.corked) s.uncork();
-  ctx.corked.clear();
+  if (ctx.held.size === 0) return;
+  for (const [socket, h] of ctx.held) hostHeldFlush(ctx, socket, h);
 }
 
 /** A read this long (Node's read size) is held briefly to be delivered with the ones after it. */
 const BATCH_READ_BYTES = 64 * 1024;
 
-/** The VirtualFd write of a connection: Node-side buffering up to writeHigh, then unwritable. */
+/**
+ * The VirtualFd write of a connection: Node-side buffering up to writeHigh, then unwritable.
+ * A readline monitor echoes each byte of a command in its own write, one per iteration, as QEMU
+ * does: small writes are held (copied into the socket's held bytes) until the driver flushes
+ * after an iteration that left no input to read and no BH to run, or until the driver awaits
+ * (next tick), so a command's echo, reply and prompt leave in one write system call. The bytes
+ * and their order are unchanged: a write that is not held first sends what is held.
+ */
 function hostConnWrite(ctx: HostNetCtx, socket: net.Socket, fd: VirtualFd, d: Uint8Array): number {
   if (socket.destroyed || !socket.writable) return -1;
+  // Donated bytes (a migration stream) go to Node as a view; others are copied.
+  const donated = hostWriteIsDonated(d);
+  let h = ctx.held.get(socket);
+  if (!donated && d.length <= HOLD_MAX_BYTES && socket.writableLength < ctx.writeHigh) {
+    if (h === undefined) {
+      h = { bytes: new Uint8Array(Math.max(256, d.length)), len: 0 };
+      ctx.held.set(socket, h);
+      if (ctx.held.size === 1) process.nextTick(() => hostNetFlush(ctx));
+    }
+    if (h.len + d.length <= HOLD_MAX_BYTES) {
+      if (h.len + d.length > h.bytes.length) {
+        const grown = new Uint8Array(Math.min(HOLD_MAX_BYTES, 2 * (h.len + d.length)));
+        grown.set(h.bytes.subarray(0, h.len));
+        h.bytes = grown;
+      }
+      h.bytes.set(d, h.len);
+      h.len += d.length;
+      return d.length;
+    }
+  }
+  if (h !== undefined) hostHeldFlush(ctx, socket, h);
   // Node may hand a write to the kernel at once (writableLength back to 0, no 'drain' to come),
   // so keep writing while there is room; turn unwritable only with writeHigh bytes buffered,
   // where the last write returned false and 'drain' will follow.
-  // Donated bytes (a migration stream) go to Node as a view; others are copied.
-  const donated = hostWriteIsDonated(d);
   const high = donated ? ctx.writeHighDonated : ctx.writeHigh;
-  // A readline monitor echoes each byte of a command in its own write, one per iteration, as
-  // QEMU does: hold chardev writes (cork) until the driver flushes after an iteration that left
-  // no input to read, or until the driver awaits (next tick), so a command's echo leaves in one
-  // writev. The bytes and their order are unchanged.
-  if (!donated && !ctx.corked.has(socket)) {
-    socket.cork();
-    ctx.corked.add(socket);
-    if (ctx.corked.size === 1) process.nextTick(() => hostNetFlush(ctx));
-  }
   let n = 0;
   while (n < d.length) {
     const space = high - socket.writableLength;
@@ -220,6 +251,8 @@ function hostWrapConn(
   };
   fd.onClose = () => {
     ctx.conns.delete(fd.id);
+    const h = ctx.held.get(socket);
+    if (h !== undefined) hostHeldFlush(ctx, socket, h);
     // Flush what was written, then close; unread input is discarded (the kernel closed).
     socket.end(() => socket.destroy());
     socket.resume();
@@ -343,7 +376,7 @@ export function hostNetCreate(
     stats: { pauses: 0, resumes: 0, maxHeldBytes: 0 },
     conns: new Map(),
     servers: new Set(),
-    corked: new Set(),
+    held: new Map(),
   };
   return {
     kind: 'host',

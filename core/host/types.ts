@@ -112,15 +112,18 @@ export interface ChardevIo {
  * buffer once write() returns.
  */
 const donatedBuffers = new WeakSet<ArrayBufferLike>();
+/** Whether anything was ever donated: until then every write is known to be a plain one. */
+let anyDonated = false;
 
 /** Declare that `bytes` (and every view of its buffer) will never be changed again. */
 export function hostWriteDonate(bytes: Uint8Array): void {
   donatedBuffers.add(bytes.buffer);
+  anyDonated = true;
 }
 
 /** Whether the bytes of `d` may be kept by reference (see hostWriteDonate). */
 export function hostWriteIsDonated(d: Uint8Array): boolean {
-  return donatedBuffers.has(d.buffer);
+  return anyDonated && donatedBuffers.has(d.buffer);
 }
 
 let donatedKept = false;

@@ -400,6 +400,9 @@ function readLog(file: string): Uint8Array {
 function replaySessionOf(
   config: MachineConfig, ramBytes: number, mode: ClockMode, kernel: { name: string; bytes: Uint8Array } | null,
 ): ReplaySession | null {
+  // Hashing a large image takes a while: only a recording or a replay needs it.
+  const { record } = config;
+  if (!config.replay && !record) return null;
   const canonical = replayConfigOf(config, ramBytes, mode);
   const imageHash = kernel ? replayImageHash(kernel.bytes) : null;
   if (config.replay) {
@@ -410,8 +413,8 @@ function replaySessionOf(
       detvm: DETVM_VERSION, allowOtherVersion: r.allowOtherVersion ?? false, config: canonical, imageHash,
     });
   }
-  if (!config.record) return null;
-  const file = config.record.file;
+  if (!record) return null;
+  const file = record.file;
   let sink: ((chunk: Uint8Array) => void) | null = null;
   let close: (() => void) | null = null;
   if (file !== undefined) {
@@ -429,8 +432,8 @@ function replaySessionOf(
     image: kernel && imageHash ? { name: kernel.name, bytes: kernel.bytes.length, hash: imageHash } : null,
     seed: config.seed ?? 0, hostBaseSec: mode === 'live' ? config.host!.clock.baseSec : config.rtcBaseSec ?? DEFAULT_HOST_BASE_SEC,
     maxSliceInsns: mode === 'live' ? LIVE_MAX_SLICE_INSNS : null, icountShift: config.icountShift ?? 0,
-    smp: config.smp ?? 1, traceLevel: config.trace ?? 0, filename: config.record.name ?? file ?? 'memory',
-    rrsnapshot: config.record.snapshot ?? null, checkpointEvery: 32,
+    smp: config.smp ?? 1, traceLevel: config.trace ?? 0, filename: record.name ?? file ?? 'memory',
+    rrsnapshot: record.snapshot ?? null, checkpointEvery: 32,
   }, sink, close);
 }
 

@@ -12,15 +12,14 @@
 // snapshots as it goes.
 
 import { assert } from '../util/index.ts';
-import { type ClocksState, icountGetRaw, loopStep } from '../loop/index.ts';
+import { icountGetRaw, loopStep } from '../loop/index.ts';
 import { type TraceRecord, traceRecordsSince } from '../trace/index.ts';
 import { cpuExec } from '../cpu/index.ts';
 import { type GraphSnapshot, graphSnapshotRestore, graphSnapshotTake } from './graph-snapshot.ts';
 import type { LogIndex } from './log-index.ts';
 import { type PlayEngine, replayCanStep } from './play.ts';
 import type { ReplayMachine } from './replay-state.ts';
-
-type Running = ClocksState['icountRunning'];
+import type { IcountRunning, SliceObserver } from '../system/index.ts';
 
 export interface ReplaySnapshot {
   iteration: number;
@@ -55,8 +54,8 @@ export interface ReplayDebugger {
   reverse: boolean;
   /** Every vCPU slice that executed instructions: iteration, ordinal in its step, icount range. */
   timeline: { iter: number[]; ord: number[]; start: number[]; end: number[]; doneIter: number };
-  /** Backing of clocks.icountRunning (an accessor while replaying). */
-  running: Running;
+  /** Told of every vCPU slice (m.sys.sliceObserver). */
+  observer: SliceObserver;
   sliceOrdinal: number;
   freeze: { iteration: number; ordinal: number; target: number } | null;
   frozen: { icount: number; resume: ReplaySnapshot } | null;
@@ -86,17 +85,14 @@ export function replayDebuggerCreate(p: PlayEngine, m: ReplayMachine, opts: Debu
     intervalIterations: opts.intervalIterations ?? DEFAULT_INTERVAL_ITERATIONS,
     budgetBytes: opts.budgetBytes ?? DEFAULT_BUDGET, costBytes: 0, reverse: false,
     timeline: { iter: [], ord: [], start: [], end: [], doneIter: 0 },
-    running: m.clocks.icountRunning, sliceOrdinal: 0, freeze: null, frozen: null, breakpoints: [],
-    index: p.index, pending: [],
+    observer: { start: (run) => sliceStart(d, run), end: (run) => sliceEnd(d, run) }, sliceOrdinal: 0, freeze: null,
+    frozen: null, breakpoints: [], index: p.index, pending: [],
   };
   d.exclude.add(d);
+  d.exclude.add(d.observer);
   p.rt.debugger = d;
   if (m.trace.records) d.exclude.add(m.trace.records);
-  Object.defineProperty(m.clocks, 'icountRunning', {
-    configurable: true, enumerable: false,
-    get: () => d.running,
-    set: (v: Running) => (v === null ? sliceEnd(d) : sliceStart(d, v)),
-  });
+  m.sys.sliceObserver = d.observer;
   m.loop.stepObservers.push({
     begin: () => {
       d.sliceOrdinal = 0;
@@ -110,8 +106,7 @@ export function replayDebuggerCreate(p: PlayEngine, m: ReplayMachine, opts: Debu
   return d;
 }
 
-function sliceStart(d: ReplayDebugger, v: NonNullable<Running>): void {
-  d.running = v;
+function sliceStart(d: ReplayDebugger, v: IcountRunning): void {
   d.sliceOrdinal++;
   const f = d.freeze;
   const m = d.m;
@@ -126,10 +121,9 @@ function sliceStart(d: ReplayDebugger, v: NonNullable<Running>): void {
   throw new ReplayFreeze('frozen');
 }
 
-function sliceEnd(d: ReplayDebugger): void {
-  const r = d.running;
+function sliceEnd(d: ReplayDebugger, r: IcountRunning): void {
   const m = d.m;
-  if (r !== null && m.loop.iteration > d.timeline.doneIter) {
+  if (m.loop.iteration > d.timeline.doneIter) {
     const executed = r.counter.icount - r.start;
     if (executed > 0) {
       const t = d.timeline;
@@ -139,7 +133,6 @@ function sliceEnd(d: ReplayDebugger): void {
       t.end.push(m.clocks.icount + executed);
     }
   }
-  d.running = null;
 }
 
 /** The current instruction count (replay_get_current_icount). */
@@ -161,7 +154,7 @@ function snapshotRestore(d: ReplayDebugger, s: ReplaySnapshot): void {
   if (recs) {
     while (recs.length > 0 && recs[recs.length - 1]!.seq >= s.traceSeq) recs.pop();
   }
-  d.running = null;
+  m.clocks.icountRunning = null;
   d.freeze = null;
   d.frozen = null;
   d.sliceOrdinal = 0;
@@ -394,14 +387,14 @@ export function replayDebuggerDeleteBreak(d: ReplayDebugger, icount?: number): v
 export function replayDebuggerIsolated<T>(d: ReplayDebugger, fn: () => T): T {
   const s = snapshotTake(d);
   const frozen = d.frozen;
-  const running = d.running;
+  const running = d.m.clocks.icountRunning;
   const divergence = d.p.divergence;
   try {
     return fn();
   } finally {
     snapshotRestore(d, s);
     d.frozen = frozen;
-    d.running = running;
+    d.m.clocks.icountRunning = running;
     d.p.divergence = divergence;
   }
 }

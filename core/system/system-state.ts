@@ -5,7 +5,7 @@
 // current_cpu on the vCPU thread), which is how vm_stop knows it is "on a vCPU thread".
 
 import type { CpuEnv, CpuState } from '../cpu/index.ts';
-import type { QEMUTimer } from '../loop/index.ts';
+import type { ClocksState, QEMUTimer } from '../loop/index.ts';
 import type { RunState, RunstateMachine, ShutdownCause } from './runstate.ts';
 
 /** A run_on_cpu work item (queued work makes a CPU thread not idle). */
@@ -76,6 +76,12 @@ export interface SystemState {
    * main loop, and Node's event loop behind it, get a turn every few milliseconds.
    */
   maxSliceInsns: number | null;
+  /**
+   * Told of every vCPU slice (the replay debugger: its timeline, and a seek stopping a slice at
+   * an exact instruction count by throwing from `start`), or null. `start` runs once the slice's
+   * counter is in clocks.icountRunning, `end` before it is cleared.
+   */
+  sliceObserver: SliceObserver | null;
   requests: SystemRequests;
   shutdownAction: ShutdownAction;
   rebootAction: RebootAction;
@@ -87,6 +93,13 @@ export interface SystemState {
   exitStatus: number;
   /** Where error_report output goes ("terminating on signal 2"); the composition root sets it. */
   report: (msg: string) => void;
+}
+
+export type IcountRunning = NonNullable<ClocksState['icountRunning']>;
+
+export interface SliceObserver {
+  start: (run: IcountRunning) => void;
+  end: (run: IcountRunning) => void;
 }
 
 /** The machine as the system layer sees it. */
@@ -109,6 +122,7 @@ export function systemStateCreate(): SystemState {
     warpDeadlineNs: -1,
     warpStartNs: null,
     maxSliceInsns: null,
+    sliceObserver: null,
     requests: {
       reset: null, shutdown: null, shutdownSignal: 0, shutdownPid: 0, powerdown: false, debug: false,
       suspend: false, wakeup: false, vmstop: null, exit: null,

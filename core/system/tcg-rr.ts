@@ -115,19 +115,21 @@ function tcgCpusExec(m: SystemMachine, v: Vcpu, budget: number): void {
   const s = m.sys;
   const opened = traceEnter(m, TRACE_CONTROL, 'tcg_cpus_exec', { cpu: v.cpu.cpuIndex, budget });
   const c = m.clocks;
-  const start = v.cpu.icount;
+  const run = { counter: v.cpu, start: v.cpu.icount };
   s.currentCpu = v;
-  c.icountRunning = { counter: v.cpu, start };
+  c.icountRunning = run;
+  s.sliceObserver?.start(run);
   let exit: string;
   try {
     exit = cpuExec(v.cpu, s.env!, budget);
   } finally {
     s.currentCpu = null;
+    s.sliceObserver?.end(run);
     c.icountRunning = null;
   }
   // icount_process_data: account for executed instructions; in virtual mode simulated host time
   // moves with them, so REALTIME and VIRTUAL advance together while the guest runs.
-  const executed = v.cpu.icount - start;
+  const executed = v.cpu.icount - run.start;
   c.icount += executed;
   if (c.mode === 'virtual') c.simNs += executed * 2 ** c.icountShift;
   traceExit(m, opened, 'tcg_cpus_exec', { executed, exit });

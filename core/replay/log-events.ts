@@ -251,10 +251,14 @@ export function logEventRead(b: Uint8Array, cur: LogCursor): LogEvent | null {
   const kind = getU8(b, cur);
   const iteration = cur.iteration + getUvarint(b, cur);
   const icount = cur.icount + getUvarint(b, cur);
-  const e = readBody(b, cur, kind, at);
+  // The body's object gets its position added in place (the same keys, in the same order, as a
+  // copy with them would have, without the copy).
+  const e = readBody(b, cur, kind, at) as LogEventBody & At;
+  e.iteration = iteration;
+  e.icount = icount;
   cur.iteration = iteration;
   cur.icount = icount;
-  return { ...e, iteration, icount } as LogEvent;
+  return e as LogEvent;
 }
 
 function readBody(b: Uint8Array, c: LogCursor, kind: number, at: number): LogEventBody {

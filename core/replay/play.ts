@@ -11,7 +11,9 @@ import {
 import { qemuSystemKilled } from '../system/index.ts';
 import { traceHash } from '../trace/index.ts';
 import { LogCorruptError } from './log-codec.ts';
-import { type LogCursor, type LogEvent, logEventDescribe, logEventIsGap, logEventRead } from './log-events.ts';
+import {
+  type LogCursor, type LogEvent, logCursorCreate, logEventDescribe, logEventIsGap, logEventRead,
+} from './log-events.ts';
 import type { ReplayHeader } from './log-header.ts';
 import { type LogIndex, replayLogScan } from './log-index.ts';
 import {
@@ -57,10 +59,10 @@ export interface PlayEngine {
   head: LogEvent | null;
   headNext: LogCursor | null;
   divergence: ReplayDivergence | null;
-  /** The last events consumed, newest last (divergence context). */
-  recent: string[];
+  /** The last events consumed, newest last (divergence context; described only when reported). */
+  recent: LogEvent[];
   /** The last inputs (gap events) consumed, newest last: what most likely led to a divergence. */
-  recentInputs: string[];
+  recentInputs: LogEvent[];
   hooks: PlayHooks;
   /** The log ended without an END event (an interrupted recording). */
   truncated: boolean;
@@ -87,7 +89,13 @@ export function replayPlayCreate(log: Uint8Array, header: ReplayHeader, eventsAt
 export function playPeek(p: PlayEngine): LogEvent | null {
   const cur = p.rt.cursor;
   if (p.headPos === cur.pos && p.headNext !== null) return p.head;
-  const next: LogCursor = { ...cur };
+  // One cursor object serves every peek: it is only read back for the event it was filled for.
+  const next = p.headNext ?? logCursorCreate(0);
+  next.pos = cur.pos;
+  next.iteration = cur.iteration;
+  next.icount = cur.icount;
+  next.mono = cur.mono;
+  next.wall = cur.wall;
   let e: LogEvent | null;
   try {
     e = logEventRead(p.log, next);
@@ -114,19 +122,18 @@ export function playAdvance(p: PlayEngine): void {
   cur.icount = n.icount;
   cur.mono = n.mono;
   cur.wall = n.wall;
-  const text = logEventDescribe(e);
-  p.recent.push(text);
+  p.recent.push(e);
   if (p.recent.length > RECENT_MAX) p.recent.shift();
   if (logEventIsGap(e)) {
-    p.recentInputs.push(text);
+    p.recentInputs.push(e);
     if (p.recentInputs.length > RECENT_INPUTS_MAX) p.recentInputs.shift();
   }
 }
 
 /** Context lines of the log's side: the last inputs, recent events, then the next few. */
 function logContext(p: PlayEngine): string[] {
-  const out = p.recentInputs.filter((s) => !p.recent.includes(s)).map((s) => `  last input: ${s}`);
-  for (const s of p.recent) out.push(`  consumed: ${s}`);
+  const out = p.recentInputs.filter((e) => !p.recent.includes(e)).map((e) => `  last input: ${logEventDescribe(e)}`);
+  for (const e of p.recent) out.push(`  consumed: ${logEventDescribe(e)}`);
   const c: LogCursor = { ...p.rt.cursor };
   for (let i = 0; i < 3; i++) {
     let e: LogEvent | null = null;
@@ -194,6 +201,10 @@ export function playExpect<K extends LogEvent['k']>(
   return null;
 }
 
+type ClockEvent = Extract<LogEvent, { k: 'clock' }>;
+const isMono = (x: ClockEvent): boolean => x.which === 'mono';
+const isWall = (x: ClockEvent): boolean => x.which === 'wall';
+
 /** The host clocks of a replay: the samples in the log. */
 export function replayPlayClock(p: PlayEngine): HostClockSource {
   const c = p.rt.clock;
@@ -203,7 +214,7 @@ export function replayPlayClock(p: PlayEngine): HostClockSource {
     monotonicNs: () => {
       const it = iteration();
       if (c.monoIter === it) return c.mono;
-      const e = playExpect(p, 'clock', 'read the host monotonic clock', (x) => x.which === 'mono');
+      const e = playExpect(p, 'clock', 'read the host monotonic clock', isMono);
       if (e) c.mono = e.value;
       c.monoIter = it;
       return c.mono;
@@ -211,7 +222,7 @@ export function replayPlayClock(p: PlayEngine): HostClockSource {
     realtimeNs: () => {
       const it = iteration();
       if (c.wallIter === it) return c.wall;
-      const e = playExpect(p, 'clock', 'read the host wall clock', (x) => x.which === 'wall');
+      const e = playExpect(p, 'clock', 'read the host wall clock', isWall);
       if (e) c.wall = e.value;
       c.wallIter = it;
       return c.wall;

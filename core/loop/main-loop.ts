@@ -17,7 +17,7 @@ import {
 } from './clock.ts';
 import {
   type TimerListGroup, type SeqCounter, timerListGroupCreate, timerlistgroupDeadlineNs, timerlistRunTimers,
-  qemuClockUseForDeadline, timerlistHeadExpireNs,
+  qemuClockUseForDeadline, timerlistHeadExpireNs, timerlistCount,
 } from './timer.ts';
 import {
   type AioContext, type QEMUBH, aioContextNew, aioBhNew, qemuBhSchedule, aioComputeTimeout, aioCtxCheck,
@@ -245,7 +245,7 @@ export function qemuClockRunAllTimers(m: LoopMachine): boolean {
   for (let type = 0; type < QEMU_CLOCK_MAX; type++) {
     if (!qemuClockUseForDeadline(m.clocks, type as ClockType)) continue;
     const tl = m.loop.tlg.lists[type]!;
-    if (tl.live === 0) continue;
+    if (timerlistCount(tl) === 0) continue;
     progress = timerlistRunTimers(m, tl) || progress;
   }
   return progress;

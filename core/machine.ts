@@ -10,7 +10,7 @@ import {
   type LoopConfig, type LoopMachine, loopMachineCreate, QEMU_CLOCK_VIRTUAL, qemuClockGetNs,
 } from './loop/index.ts';
 import {
-  type AddressSpace, addressSpaceAddRegion, addressSpaceAddRom, addressSpaceCreate, loadKernel, RAM_BASE,
+  type AddressSpace, addressSpaceAddRegion, addressSpaceAddRom, addressSpaceCreate, loadKernel, RAM_BASE, ramDiscardAll,
   type LoadedKernel,
 } from './memory/index.ts';
 import { type CpuState, cpuCreate, cpuEnvCreate, cpuReset, DEFAULT_RSTVEC } from './cpu/index.ts';
@@ -197,6 +197,11 @@ export function virtMachineCreate(cfg: VirtConfig = {}): VirtMachine {
   });
   migrationMachineInit(m);
   m.migration.postLoad = () => virtMachinePostLoad(m);
+  m.migration.ramReset = () => {
+    // RAM as the reset left it: zeros, then the ROM images rom_reset copies.
+    ramDiscardAll(m.as);
+    if (cfg.kernel) loadKernel(m.as, cfg.kernel.bytes, cfg.kernel.name);
+  };
 
   rrInstallHooks(m);
   m.loop.hooks.shouldExit = () => {

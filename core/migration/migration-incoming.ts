@@ -16,7 +16,7 @@ import { vfdAddWatch } from '../char/index.ts';
 import { qapiEventSend, runstateCheck, runstateSet, vmStart } from '../system/index.ts';
 import { strerror } from './errors.ts';
 import { globalStateGetRunstate, globalStateReceived } from './global-state.ts';
-import { loadvmCommit, loadvmCreate, loadvmFeed } from './loadvm.ts';
+import { type LoadvmPhase, type LoadvmState, loadvmCommit, loadvmCreate, loadvmFeed } from './loadvm.ts';
 import {
   type IncomingMigration, type MigrationMachine, migrateSetState,
 } from './migration-state.ts';
@@ -104,17 +104,32 @@ function migrationIncomingProcess(m: MigrationMachine, fd: VirtualFd): void {
     () => migrationIncomingRead(m, inc, fd));
 }
 
+/**
+ * Feed the incoming load. The machine has not run since its reset (it waits in inmigrate), so
+ * RAM is loaded in place, as QEMU loads it, rather than staged in a second copy: a failed load
+ * resets RAM instead (migrationIncomingFail). Only this load sees the flag.
+ */
+function incomingFeed(m: MigrationMachine, ls: LoadvmState, chunk: Uint8Array | null): LoadvmPhase {
+  const rs = m.migration.rs;
+  rs.loadInPlace = m.migration.ramReset !== null;
+  try {
+    return loadvmFeed(ls, chunk);
+  } finally {
+    rs.loadInPlace = false;
+  }
+}
+
 function migrationIncomingRead(m: MigrationMachine, inc: IncomingMigration, fd: VirtualFd): boolean {
   const ls = inc.load!;
   let phase = ls.phase;
   for (let n = 0; n < INCOMING_READ_BYTES && fd.inboundBytes > 0;) {
     const chunk = vfdRead(fd, fd.inboundBytes);
     n += chunk.length;
-    phase = loadvmFeed(ls, chunk);
+    phase = incomingFeed(m, ls, chunk);
     if (phase === 'loaded' || phase === 'failed') break;
   }
   if (phase !== 'loaded' && phase !== 'failed' && fd.inboundBytes === 0 && fd.hup) {
-    phase = loadvmFeed(ls, null);
+    phase = incomingFeed(m, ls, null);
   }
   if (phase === 'failed') {
     const f = ls.failure!;
@@ -131,9 +146,13 @@ function migrationIncomingRead(m: MigrationMachine, inc: IncomingMigration, fd: 
   return false;
 }
 
-/** The load failed: nothing was applied; report, close, wait for another migrate-incoming. */
+/**
+ * The load failed: nothing of it stays (device state was staged; RAM loaded in place is reset);
+ * report, close, wait for another migrate-incoming. (QEMU 7.2 exits here.)
+ */
 function migrationIncomingFail(m: MigrationMachine, messages: string[]): void {
   const inc = m.migration.incoming;
+  if (inc.load !== null) m.migration.ramReset?.();
   for (const msg of messages) m.sys.report(msg);
   if (inc.status === 'active') migrateSetState(m, inc, 'active', 'failed');
   else inc.status = 'failed';

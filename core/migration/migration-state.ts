@@ -107,6 +107,11 @@ export interface MigrationState {
   incoming: IncomingMigration;
   /** Re-derive what the sections do not carry, after a load was committed. */
   postLoad: () => void;
+  /**
+   * Bring guest RAM back to its contents at reset (the machine's ROM images over zeros), or
+   * null when the machine cannot. With it, an incoming migration loads RAM pages in place.
+   */
+  ramReset: (() => void) | null;
   /** Sockets and files (set by the composition root; the in-memory ones by default). */
   io: (() => ChardevIo) | null;
   /** Named stream descriptors for `fd:NAME` URIs (QEMU's monitor fds; detvm's in-memory pipes). */
@@ -129,7 +134,7 @@ export function incomingCreate(): IncomingMigration {
 export function migrationStateCreate(sv: SaveVMState, rs: RamState, gs: GlobalState): MigrationState {
   return {
     sv, rs, gs, config: migrationConfigCreate(), out: null, incoming: incomingCreate(),
-    postLoad: () => {}, io: null, fds: new Map(), exec: null,
+    postLoad: () => {}, ramReset: null, io: null, fds: new Map(), exec: null,
   };
 }
 

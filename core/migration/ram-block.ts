@@ -43,6 +43,8 @@ export interface RamBlock {
    * block may keep (the caller gives it up; a whole ArrayBuffer, zero outside the masked pages).
    */
   loadChunk?(chunk: number, bytes: Uint8Array, pageMask: number): void;
+  /** Guest RAM, which a load may write in place (see RamState.loadInPlace). */
+  inPlaceLoad?: boolean;
   /** Start logging guest writes, with a clean log. */
   dirtyLogStart(): void;
   dirtyLogStop(): void;
@@ -64,6 +66,7 @@ export function ramBlockFromRam(ram: Ram, idstr: string): RamBlock {
   return {
     idstr,
     usedLength: ram.ramSize,
+    inPlaceLoad: true,
     readPage(page) {
       if ((ram.watch[page] ?? WATCH_UNWRITTEN) & WATCH_UNWRITTEN) return null;
       const chunk = ram.ram8[page >>> (RAM_CHUNK_BITS - TARGET_PAGE_BITS)]!;

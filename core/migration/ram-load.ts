@@ -4,7 +4,9 @@
 // RAM_CHUNK_SIZE bytes laid out as the block's memory (carved from a slab when a page of it
 // first arrives), a ZERO record keeps its fill byte. Nothing reaches the blocks until ramLoadCommit,
 // once the whole stream has loaded; a block that can take whole chunks (guest RAM) then adopts
-// the staging chunks as its memory instead of copying them.
+// the staging chunks as its memory instead of copying them. An incoming migration into a machine
+// that has not run (RamState.loadInPlace) writes guest RAM in place instead, as QEMU does: its
+// owner resets RAM if the load fails.
 // Invariant: a step changes `staged` only after every read of its record succeeded (a PAGE
 // record is copied into its staging page only once all its bytes have arrived).
 
@@ -12,7 +14,8 @@ import { RAM_CHUNK_SIZE, TARGET_PAGE_BITS, TARGET_PAGE_SIZE } from '../memory/in
 import { EINVAL } from './errors.ts';
 import { latin1String } from './qemu-file.ts';
 import {
-  type QEMUFileReader, qemuGetBe16, qemuGetBe32, qemuGetBuffer, qemuGetBufferInto, qemuGetByte,
+  type QEMUFileReader, qemuGetBe16, qemuGetBe32, qemuGetBuffer, qemuGetBufferInto, qemuGetBufferView,
+  qemuGetByte,
 } from './qemu-file-reader.ts';
 import {
   RAM_SAVE_FLAG_COMPRESS_PAGE, RAM_SAVE_FLAG_CONTINUE, RAM_SAVE_FLAG_EOS, RAM_SAVE_FLAG_HOOK,
@@ -43,6 +46,8 @@ interface RamBlockStaged {
   /** Per chunk of RAM_CHUNK_SIZE bytes: the staging chunk, once a page of it has bytes. */
   chunks: Array<Uint8Array | undefined>;
   slabs: Array<ArrayBuffer | undefined>;
+  /** Records are applied to the block as they are read (nothing is staged). */
+  inPlace: boolean;
 }
 
 /** What one load brought for RAM, per block. */
@@ -62,6 +67,7 @@ export function ramLoadSetup(rs: RamState): RamLoadStaged {
         state: new Uint8Array(pages), fill: new Uint8Array(pages),
         chunks: new Array<Uint8Array | undefined>(Math.ceil(pages / PAGES_PER_CHUNK)),
         slabs: [],
+        inPlace: rs.loadInPlace && b.inPlaceLoad === true,
       };
     }),
   };
@@ -158,8 +164,12 @@ export function ramLoadStep(
       value = qemuGetByte(f);
       break;
     case RAM_SAVE_FLAG_PAGE: {
-      // The usual case: the whole page has arrived and goes straight to its staging page.
+      // The usual case: the whole page has arrived and goes straight to RAM or its staging page.
       const sb = staged.blocks[bi]!;
+      if (sb.inPlace) {
+        value = qemuGetBufferView(f, TARGET_PAGE_SIZE);
+        break;
+      }
       if (qemuGetBufferInto(f, stagingPage(sb, page), 0, TARGET_PAGE_SIZE)) {
         sb.state[page] = STAGED_DATA;
         staged.lastRecvBlock = bi;
@@ -188,7 +198,11 @@ export function ramLoadStep(
   if (ret < 0) return ret;
   if (value !== null) {
     const sb = staged.blocks[bi]!;
-    if (typeof value === 'number') {
+    if (sb.inPlace) {
+      const block = rs.blocks[bi]!;
+      if (typeof value === 'number') block.fillPage(page, value);
+      else block.writePage(page, value);
+    } else if (typeof value === 'number') {
       sb.state[page] = STAGED_FILL;
       sb.fill[page] = value;
     } else {

@@ -51,6 +51,12 @@ export interface RamState {
   active: boolean;
   /** Called after each dirty-bitmap sync with the new sync count (MIGRATION_PASS). */
   onSync: ((dirtySyncCount: number) => void) | null;
+  /**
+   * Loads started while this is set write the pages of in-place blocks (RamBlock.inPlaceLoad)
+   * straight into them, as QEMU does, instead of staging them: the incoming side sets it for
+   * a machine that has not run since its reset and can reset its RAM if the load fails.
+   */
+  loadInPlace: boolean;
 }
 
 function ramCountersZero(): RamCounters {
@@ -86,7 +92,7 @@ export function ramMigInit(
     .map((x) => x.b);
   const rs: RamState = {
     blocks: sorted, bmap: [], migrationDirtyPages: 0, lastSeenBlock: -1, lastPage: 0,
-    lastSentBlock: -1, counters: ramCountersZero(), active: false, onSync: null,
+    lastSentBlock: -1, counters: ramCountersZero(), active: false, onSync: null, loadInPlace: false,
   };
   const se = registerSavevmLive(sv, 'ram', 0, 4, {
     saveSetup: (f) => ramSaveSetup(rs, f),
@@ -244,12 +250,13 @@ function ramFindAndSaveBlock(rs: RamState, f: QEMUFileWriter): number {
 
 /** @qemu find_dirty_block */
 function findDirtyBlock(rs: RamState, pss: PageSearch): 'found' | 'again' | 'give-up' {
-  const pagesIn = (i: number): number => rs.blocks[i]!.usedLength / TARGET_PAGE_SIZE;
-  pss.page = findNextDirty(rs.bmap[pss.block]!, pagesIn(pss.block), pss.page);
+  // No closure here: this runs once per page sent, and tsx names every closure it creates.
+  const pages = rs.blocks[pss.block]!.usedLength / TARGET_PAGE_SIZE;
+  pss.page = findNextDirty(rs.bmap[pss.block]!, pages, pss.page);
   if (pss.completeRound && pss.block === rs.lastSeenBlock && pss.page >= rs.lastPage) {
     return 'give-up';
   }
-  if (pss.page >= pagesIn(pss.block)) {
+  if (pss.page >= pages) {
     pss.page = 0;
     pss.block++;
     if (pss.block >= rs.blocks.length) {

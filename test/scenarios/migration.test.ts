@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMachine, type DetvmMachine, type MachineEvent } from '../../index.ts';
 import { migrationPipeCreate } from '../../core/migration/index.ts';
+import { addressSpaceRead, addressSpaceWrite, RAM_BASE } from '../../core/memory/index.ts';
 import { memoryPeerConnect, memoryPeerSend, memoryPeerText } from '../../chardev/index.ts';
 import { DEMO_ELF_PATH, machineStateHash } from '../core/migration/virt-fixture.ts';
 
@@ -151,6 +152,34 @@ describe('live migration in one process (virtual mode)', () => {
     expect(b.qmp('migrate-incoming', { uri: 'fd:mig1' })).toEqual({});
     a.qmp('migrate', { uri: 'fd:mig1' });
     drive(a, b, () => status(a) === 'completed' && b.kernel.runstate.current === 'running');
+  });
+
+  it('a failed load leaves the destination RAM as it was, though pages were loaded in place', () => {
+    const { a, b } = pair('64K');
+    a.runFor(150_000_000);
+    // Pages the destination does not hold: 4 KiB of a pattern at 64 KiB into RAM, then 256 KiB
+    // more so that the stream is still going when the pattern has arrived.
+    const at = RAM_BASE + 0x10000;
+    const pattern = Uint8Array.from({ length: 4096 }, (_, i) => (i * 37 + 11) & 0xff);
+    addressSpaceWrite(a.kernel.as, at, pattern);
+    addressSpaceWrite(a.kernel.as, at + 4096, new Uint8Array(256 * 1024).fill(0x5a));
+    const before = machineStateHash(b.kernel);
+    const seen = new Uint8Array(4096);
+    const peek = (): Uint8Array => (addressSpaceRead(b.kernel.as, at, seen), seen);
+    a.qmp('migrate', { uri: 'fd:mig0' });
+    // The destination writes RAM pages as they arrive (QEMU's way), before the stream ends.
+    drive(a, b, () => peek().every((v, i) => v === pattern[i]));
+    expect(b.kernel.runstate.current).toBe('inmigrate');
+    expect(a.qmp('migrate_cancel')).toEqual({});
+    drive(a, b, () => status(a) === 'cancelled' && b.kernel.migration.incoming.status === 'failed');
+    expect(peek().every((v) => v === 0)).toBe(true);
+    expect(machineStateHash(b.kernel)).toBe(before);
+    // The kernel image is back where the reset put it: the retry migrates and the guest runs on.
+    migrationPipeCreate(a.kernel, b.kernel, 'mig1');
+    expect(b.qmp('migrate-incoming', { uri: 'fd:mig1' })).toEqual({});
+    a.qmp('migrate', { uri: 'fd:mig1' });
+    drive(a, b, () => status(a) === 'completed' && b.kernel.runstate.current === 'running');
+    expect(machineStateHash(b.kernel)).toBe(machineStateHash(a.kernel));
   });
 
   it('fails when the destination goes away: Broken pipe, the source resumes', () => {

@@ -211,6 +211,9 @@ export function timerlistgroupDeadlineNs(g: TimerListGroup): number {
   let deadline = -1;
   for (let type = 0; type < QEMU_CLOCK_MAX; type++) {
     const tl = g.lists[type]!;
+    // An empty list has no deadline (timerlistDeadlineNs returns -1): the common case, and the
+    // main loop asks once per iteration for each of its groups (prepare and check).
+    if (tl.queue.count === 0) continue;
     if (qemuClockUseForDeadline(tl.clocks, tl.type)) {
       deadline = qemuSoonestTimeout(deadline, timerlistDeadlineNs(tl));
     }

@@ -5,7 +5,8 @@
 // linked through the timers as QEMU's list is, and a min-heap of the buckets. Re-arming or
 // deleting unlinks the timer at once, so the queue holds exactly the pending timers. A
 // per-machine counter (`seq`) numbers every arming.
-// Invariants: a timer is pending iff expireNs >= 0, iff it is queued (bucket >= 0) on its list.
+// Invariants: a timer is pending iff expireNs >= 0, iff it is in its list's queue (in the bucket
+// of expireNs); seq is the number of its current arming, -1 when not pending.
 
 import { assert, assertNs } from '../util/index.ts';
 import {

@@ -7,6 +7,7 @@
 // Invariants: a pending timer is in the bucket of its expireNs; a bucket is in the heap and the
 // index iff it is not empty; hId[bPos[b]] === b; deadlines in the heap are distinct.
 
+import { assert, AssertionError } from '../util/index.ts';
 import type { QEMUTimer } from './timer.ts';
 
 export interface TimerQueue {
@@ -249,34 +250,41 @@ function indexSlot(key: number, shift: number): number {
   return Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) >>> shift;
 }
 
+/**
+ * The slot holding `key`, or the empty slot where its probe run ends. Bounded: the index is at
+ * most half full, so every run of occupied slots ends well within the table.
+ */
+function indexProbe(xKey: Float64Array, xId: Int32Array, shift: number, key: number): number {
+  const mask = xId.length - 1;
+  let s = indexSlot(key, shift);
+  for (let n = 0; n <= mask; n++) {
+    if (xId[s]! < 0 || xKey[s] === key) return s;
+    s = (s + 1) & mask;
+  }
+  throw new AssertionError(`timer queue index: no free slot among ${mask + 1}`);
+}
+
 /** The bucket of deadline `key`, or -1. */
 function indexFind(q: TimerQueue, key: number): number {
-  const { xKey, xId } = q;
-  const mask = xId.length - 1;
-  for (let s = indexSlot(key, q.xShift); ; s = (s + 1) & mask) {
-    const id = xId[s]!;
-    if (id < 0 || xKey[s] === key) return id;
-  }
+  return q.xId[indexProbe(q.xKey, q.xId, q.xShift, key)]!;
 }
 
 function indexAdd(q: TimerQueue, key: number, b: number): void {
   // Keep the index at most half full, so probes stay short. The heap does not hold `key` yet,
   // so a rebuild from it leaves `key` to be added below.
   if (2 * (q.size + 1) > q.xId.length) indexRebuild(q, q.xShift - 1);
-  const { xKey, xId } = q;
-  const mask = xId.length - 1;
-  let s = indexSlot(key, q.xShift);
-  while (xId[s]! >= 0) s = (s + 1) & mask;
-  xKey[s] = key;
-  xId[s] = b;
+  const s = indexProbe(q.xKey, q.xId, q.xShift, key);
+  q.xKey[s] = key;
+  q.xId[s] = b;
 }
 
-/** Remove `key` (present) by shifting later entries of its probe run back (no tombstones). */
+/** Remove `key` by shifting later entries of its probe run back (no tombstones). */
 function indexRemove(q: TimerQueue, key: number): void {
   const { xKey, xId, xShift } = q;
   const mask = xId.length - 1;
-  let hole = indexSlot(key, xShift);
-  while (xKey[hole] !== key || xId[hole]! < 0) hole = (hole + 1) & mask;
+  let hole = indexProbe(xKey, xId, xShift, key);
+  assert(xId[hole]! >= 0, `timer queue index: deadline ${key} ns has no bucket`);
+  // The loop ends at the empty slot that ends the run (the index is at most half full).
   for (let s = (hole + 1) & mask; xId[s]! >= 0; s = (s + 1) & mask) {
     // The entry at s may fill the hole unless its home slot lies cyclically in (hole, s].
     const home = indexSlot(xKey[s]!, xShift);
@@ -292,12 +300,9 @@ function indexRebuild(q: TimerQueue, shift: number): void {
   q.xShift = shift;
   q.xKey = new Float64Array(1 << (32 - shift));
   q.xId = new Int32Array(1 << (32 - shift)).fill(-1);
-  const mask = q.xId.length - 1;
   for (let i = 0; i < q.size; i++) {
-    const key = q.hKey[i]!;
-    let s = indexSlot(key, shift);
-    while (q.xId[s]! >= 0) s = (s + 1) & mask;
-    q.xKey[s] = key;
+    const s = indexProbe(q.xKey, q.xId, shift, q.hKey[i]!);
+    q.xKey[s] = q.hKey[i]!;
     q.xId[s] = q.hId[i]!;
   }
 }

@@ -1,14 +1,14 @@
 // Timers (core/loop/timer.ts) against QEMU's util/qemu-timer.c semantics: FIFO ties, re-arming
 // inside a callback, anticipate, deletion, scale, attributes and deadlines; the heap is checked
 // against a sorted reference on seeded random operations, also interleaved with runs and with
-// callbacks that re-arm and delete. Method: a bare loop machine, virtual
-// time moved only by the loop.
+// callbacks that re-arm and delete, and over thousands of distinct deadlines up to 2^53 ns.
+// Method: a bare loop machine, virtual time moved only by the loop.
 import { describe, expect, it } from 'vitest';
 import {
   loopMachineCreate, timerNew, timerModNs, timerMod, timerModAnticipateNs, timerDel, timerPending,
   timerExpired, timerlistDeadlineNs, timerlistRunTimers, timerlistgroupDeadlineNs, runFor, runUntil,
   QEMU_CLOCK_REALTIME, QEMU_CLOCK_VIRTUAL, QEMU_CLOCK_HOST, SCALE_MS, SCALE_US, QEMU_TIMER_ATTR_EXTERNAL,
-  qemuClockEnable, LoopLimitError, clockAdvanceSimTo, qemuClockGetNs,
+  qemuClockEnable, LoopLimitError, clockAdvanceSimTo, qemuClockGetNs, timerlistHeadExpireNs, timerlistCount,
 } from '../../../core/loop/index.ts';
 import { AssertionError, prngCreate, prngInt } from '../../../core/util/index.ts';
 
@@ -130,6 +130,35 @@ describe('timers', () => {
     expect(fired).toBe(1000);
   });
 
+  it('notifies the loop only when a timer becomes the head of its list (timerlist_notify)', () => {
+    const m = mk();
+    let notified = 0;
+    m.loop.hooks.timerNotify = (_m, type) => {
+      expect(type).toBe(QEMU_CLOCK_REALTIME);
+      notified++;
+    };
+    const tl = m.loop.tlg;
+    const a = timerNew(tl, QEMU_CLOCK_REALTIME, 1, 'a', () => {});
+    const b = timerNew(tl, QEMU_CLOCK_REALTIME, 1, 'b', () => {});
+    const c = timerNew(tl, QEMU_CLOCK_REALTIME, 1, 'c', () => {});
+    const counts: number[] = [];
+    timerModNs(a, 200); // the head of an empty list
+    counts.push(notified);
+    timerModNs(b, 300); // later than the head
+    counts.push(notified);
+    timerModNs(c, 200); // the head's deadline, armed after it
+    counts.push(notified);
+    timerModNs(b, 100); // before the head
+    counts.push(notified);
+    timerModNs(b, 100); // the head re-armed at its own deadline: deleted, then inserted first again
+    counts.push(notified);
+    timerDel(b); // deleting never notifies
+    counts.push(notified);
+    timerModNs(a, 200); // re-armed behind c: c is the head now
+    counts.push(notified);
+    expect(counts).toEqual([1, 1, 1, 2, 3, 3, 3]);
+  });
+
   it('refuses negative, NaN, fractional and unsafe deadlines with an assertion naming the value', () => {
     const m = mk();
     const t = timerNew(m.loop.tlg, QEMU_CLOCK_REALTIME, 1, 'bad', () => {});
@@ -240,6 +269,42 @@ describe('timers', () => {
         expect(fired, `seed ${seed} round ${round}`).toEqual(modelFired);
       }
       expect(fired.length).toBeGreaterThan(500);
+    }
+  });
+
+  it('keeps order over thousands of distinct deadlines, small and near 2^53 (index growth, removal from inside the heap)', () => {
+    const base = Number(process.env.SEED ?? 1);
+    for (let seed = base; seed < base + 4; seed++) {
+      const m = mk();
+      const rt = m.loop.tlg.lists[QEMU_CLOCK_REALTIME];
+      const rng = prngCreate(seed);
+      const N = 3000;
+      const far = 2 ** 52; // ns values whose upper 32 bits are not zero
+      const fired: number[] = [];
+      const timers = Array.from({ length: N }, (_, i) => timerNew(m.loop.tlg, QEMU_CLOCK_REALTIME, 1, `t${i}`, () => fired.push(i)));
+      const model = new Map<number, { at: number; seq: number }>();
+      let seq = 0;
+      const soonest = (): number => [...model.values()].reduce((a, e) => (a < 0 || e.at < a ? e.at : a), -1);
+      for (let op = 0; op < 20_000; op++) {
+        const i = prngInt(rng, N);
+        const r = prngInt(rng, 10);
+        if (r < 3) {
+          timerDel(timers[i]!);
+          model.delete(i);
+        } else {
+          // Mostly distinct deadlines (up to 4000 per half), some shared.
+          const at = (r < 6 ? 1 : far) + prngInt(rng, 4000) * 1_000_000;
+          timerModNs(timers[i]!, at);
+          model.set(i, { at, seq: seq++ });
+        }
+        if (op % 101 === 0) expect(timerlistHeadExpireNs(rt), `seed ${seed} op ${op}`).toBe(soonest());
+      }
+      expect(timerlistCount(rt), `seed ${seed}`).toBe(model.size);
+      const expected = [...model.entries()].sort((a, b) => a[1].at - b[1].at || a[1].seq - b[1].seq).map((e) => e[0]);
+      clockAdvanceSimTo(m.clocks, far + 4000 * 1_000_000);
+      timerlistRunTimers(m, rt);
+      expect(fired, `seed ${seed}`).toEqual(expected);
+      expect(timerlistHeadExpireNs(rt), `seed ${seed}`).toBe(-1);
     }
   });
 });

@@ -283,7 +283,9 @@ function indexRemove(q: TimerQueue, key: number): void {
   const { xKey, xId, xShift } = q;
   const mask = xId.length - 1;
   let hole = indexProbe(xKey, xId, xShift, key);
-  assert(xId[hole]! >= 0, `timer queue index: deadline ${key} ns has no bucket`);
+  // The message is built only on failure: formatting the deadline on every call costs more than
+  // the removal itself.
+  if (xId[hole]! < 0) assert(false, `timer queue index: deadline ${key} ns has no bucket`);
   // The loop ends at the empty slot that ends the run (the index is at most half full).
   for (let s = (hole + 1) & mask; xId[s]! >= 0; s = (s + 1) & mask) {
     // The entry at s may fill the hole unless its home slot lies cyclically in (hole, s].

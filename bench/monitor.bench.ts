@@ -1,5 +1,5 @@
 // Monitor round trips over loopback TCP (issue 5): 1,000 sequential QMP query-status and HMP
-// `info status` commands against a detvm process, next to real qemu-system-riscv32 7.2 when it
+// `info status` commands (after 300 unmeasured ones) against a detvm process, next to real qemu-system-riscv32 7.2 when it
 // is installed (-qmp tcp:...,nodelay=on, as the issue asks); and QMP throughput with 8 clients
 // on 8 monitors. Both emulators run the demo guest as separate processes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -7,6 +7,8 @@ import * as net from 'node:net';
 import { type BenchRow, percentiles } from './harness.ts';
 
 const N = Number(process.env.BENCH_MONITOR_N ?? 1000);
+/** Unmeasured commands before each measured series. */
+const WARMUP = 300;
 const KERNEL = 'guests/bin/demo.elf';
 
 async function freePort(): Promise<number> {
@@ -74,6 +76,12 @@ async function measure(label: string, cmd: string[], qmpPorts: number[], hmpPort
     await q.until(/\r\n/);
     q.send('{"execute":"qmp_capabilities"}');
     await q.until(/\r\n/);
+    // Both emulators get the same unmeasured warm-up (detvm's JIT compiles the paths a command
+    // takes during its first few hundred commands; QEMU's code is compiled ahead).
+    for (let i = 0; i < WARMUP; i++) {
+      q.send('{"execute":"query-status"}');
+      await q.until(/"return".*\r\n/);
+    }
     const qmp: number[] = [];
     for (let i = 0; i < N; i++) {
       const t0 = process.hrtime.bigint();
@@ -83,6 +91,10 @@ async function measure(label: string, cmd: string[], qmpPorts: number[], hmpPort
     }
     const h = client(await connectRetry(hmpPort));
     await h.until(/\(qemu\) /);
+    for (let i = 0; i < WARMUP; i++) {
+      h.send('info status\r');
+      await h.until(/VM status: \w+\r\n\(qemu\) /);
+    }
     const hmp: number[] = [];
     for (let i = 0; i < N; i++) {
       const t0 = process.hrtime.bigint();

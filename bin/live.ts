@@ -12,6 +12,23 @@ import { chardevWaitStartup } from '../chardev/index.ts';
 
 /** Wall time between two yields to Node while the loop is busy. */
 const YIELD_EVERY_MS = 1;
+/** How long after the last input the driver polls before sleeping, and for how long. */
+const POLL_AFTER_INPUT_MS = 10;
+const POLL_MAX_MS = 0.05;
+
+/**
+ * Let Node poll for host events without blocking, for up to POLL_MAX_MS (and no longer than the
+ * loop's own timeout); true when an input arrived.
+ */
+export async function pollBriefly(m: LoopMachine, io: HostIo, timeoutNs: number): Promise<boolean> {
+  const limit = timeoutNs < 0 ? POLL_MAX_MS : Math.min(POLL_MAX_MS, timeoutNs / 1e6);
+  const t0 = performance.now();
+  do {
+    await io.yieldNow();
+    if (m.fdt.arrived.length > 0) return true;
+  } while (performance.now() - t0 < limit);
+  return false;
+}
 
 /** The live host for createMachine: real clocks, and real sockets, stdio and files. */
 export function liveHost(opts: Parameters<typeof hostIoCreate>[1] = {}): {
@@ -42,8 +59,10 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
   let stopped = false;
   const done = (async (): Promise<number | null> => {
     let lastYield = performance.now();
+    let lastInput = -Infinity;
     while (!stopped) {
       const hadInput = m.fdt.arrived.length > 0;
+      if (hadInput) lastInput = performance.now();
       loopStep(m);
       // Output held by chardevs leaves once an iteration has no input left to read and no
       // bottom half to run next (an HMP command's prompt comes from monitor_accept_input, a BH
@@ -54,6 +73,15 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
       // Idle unless this iteration took input, its poll had a zero timeout, or its vCPU turn
       // notified the loop (qemu_notify_event: QEMU's next poll would return at once).
       if (!hadInput && m.loop.lastTimeoutNs !== 0 && !loopWouldSpin(m)) {
+        // Shortly after input (a client that sends command after command), look for the next
+        // input for a moment before sleeping: the host wakes a sleeping process tens of
+        // microseconds late, more than a client takes to answer. (QEMU's AioContexts poll
+        // before sleeping in the same way: poll-max-ns.)
+        const now = performance.now();
+        if (now - lastInput < POLL_AFTER_INPUT_MS && await pollBriefly(m, io, m.loop.lastTimeoutNs)) {
+          lastYield = performance.now();
+          continue;
+        }
         await io.waitEvent(m.loop.lastTimeoutNs);
         lastYield = performance.now();
       } else if (performance.now() - lastYield >= YIELD_EVERY_MS) {

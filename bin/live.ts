@@ -14,21 +14,7 @@ import { chardevWaitStartup } from '../chardev/index.ts';
 const YIELD_EVERY_MS = 1;
 /** How long after the last input the driver polls before sleeping, and for how long. */
 const POLL_AFTER_INPUT_MS = 10;
-const POLL_MAX_MS = 0.05;
-
-/**
- * Let Node poll for host events without blocking, for up to POLL_MAX_MS (and no longer than the
- * loop's own timeout); true when an input arrived.
- */
-export async function pollBriefly(m: LoopMachine, io: HostIo, timeoutNs: number): Promise<boolean> {
-  const limit = timeoutNs < 0 ? POLL_MAX_MS : Math.min(POLL_MAX_MS, timeoutNs / 1e6);
-  const t0 = performance.now();
-  do {
-    await io.yieldNow();
-    if (m.fdt.arrived.length > 0) return true;
-  } while (performance.now() - t0 < limit);
-  return false;
-}
+const POLL_MAX_NS = 50_000;
 
 /** The live host for createMachine: real clocks, and real sockets, stdio and files. */
 export function liveHost(opts: Parameters<typeof hostIoCreate>[1] = {}): {
@@ -78,7 +64,9 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
         // microseconds late, more than a client takes to answer. (QEMU's AioContexts poll
         // before sleeping in the same way: poll-max-ns.)
         const now = performance.now();
-        if (now - lastInput < POLL_AFTER_INPUT_MS && await pollBriefly(m, io, m.loop.lastTimeoutNs)) {
+        const timeoutNs = m.loop.lastTimeoutNs;
+        const pollNs = timeoutNs < 0 ? POLL_MAX_NS : Math.min(POLL_MAX_NS, timeoutNs);
+        if (now - lastInput < POLL_AFTER_INPUT_MS && await io.pollEvent(pollNs)) {
           lastYield = performance.now();
           continue;
         }

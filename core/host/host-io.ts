@@ -32,6 +32,11 @@ export interface HostIo extends ChardevIo {
   wake(): void;
   /** Let Node's event loop run (sockets, timers) once, without waiting otherwise. */
   yieldNow(): Promise<void>;
+  /**
+   * Let Node's event loop run without blocking, turn after turn, for up to `limitNs` of wall
+   * time (at least one turn); true as soon as a host input waits or wake() was called.
+   */
+  pollEvent(limitNs: number): Promise<boolean>;
   /** Close every socket and listener. */
   close(): void;
 }
@@ -78,6 +83,24 @@ export function hostIoCreate(m: LoopMachine, opts: HostIoOptions = {}): HostIo {
     },
     wake,
     yieldNow: () => new Promise<void>((resolve) => setImmediate(resolve)),
+    pollEvent: async (limitNs) => {
+      let woken = false;
+      const w = (): void => {
+        woken = true;
+      };
+      waiters.push(w);
+      const t0 = performance.now();
+      try {
+        do {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (woken || m.fdt.arrived.length > 0) return true;
+        } while ((performance.now() - t0) * NS_PER_MS < limitNs);
+        return false;
+      } finally {
+        const i = waiters.indexOf(w);
+        if (i >= 0) waiters.splice(i, 1);
+      }
+    },
     close: () => {
       net.closeAll();
       wake();

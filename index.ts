@@ -471,9 +471,13 @@ function notReplaying(rr: ReplaySession | null, m: VirtMachine): VirtMachine {
 }
 
 /** The library QMP client, which a recording cannot use: its input would bypass the log. */
-function libraryClient(rr: ReplaySession | null, chan: () => QmpClient): QmpClient {
+function libraryClient(m: LoopMachine, rr: ReplaySession | null, chan: () => QmpClient): QmpClient {
   if (rr?.kind === 'record') {
     throw new Error('vm.qmp() and vm.hmp() are not recorded; while recording, drive the machine through its chardevs (a -qmp or -monitor socket, the console)');
+  }
+  if (m.loop.exclusive !== null) {
+    // A monitor command would wait for the BQL in QEMU; a direct call cannot wait.
+    throw new Error('the main loop is held by the migration thread (stop-and-copy in progress); step the machine until it is released');
   }
   return chan();
 }
@@ -595,10 +599,10 @@ export function createMachine(config: MachineConfig = {}): DetvmMachine {
     run: runOpts,
     hmp: (line) => {
       if (rr?.kind === 'play') return replay!.hmp(line);
-      const r = libraryClient(rr, qmpChan).command('human-monitor-command', { 'command-line': line });
+      const r = libraryClient(m, rr, qmpChan).command('human-monitor-command', { 'command-line': line });
       return typeof r === 'string' ? r : '';
     },
-    qmp: (command, args) => (rr?.kind === 'play' ? replay!.qmp(command, args) : libraryClient(rr, qmpChan).command(command, args)),
+    qmp: (command, args) => (rr?.kind === 'play' ? replay!.qmp(command, args) : libraryClient(m, rr, qmpChan).command(command, args)),
     replay,
     signal: (sig, pid = 0) => {
       if (rr?.kind === 'play') throw new Error('a replaying machine takes its signals from the log');

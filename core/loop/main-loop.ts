@@ -81,6 +81,13 @@ export interface MainLoopState {
    * a monitor does): more input is due next iteration. The live vCPU turn keeps short meanwhile.
    */
   inputLeftover: boolean;
+  /**
+   * While set, the loop is held off as QEMU's is while another thread holds the BQL (the
+   * migration thread completing a migration): each iteration polls, so host input is applied,
+   * and dispatches only the source this returns (the holder's wait); no timers, bottom halves
+   * or other sources run.
+   */
+  exclusive: (() => LoopSource | null) | null;
   hooks: LoopHooks;
   /** Observers of loopStep (drive.ts), called in order around each step; record/replay use them. */
   stepObservers: LoopStepObserver[];
@@ -125,6 +132,7 @@ export function defaultLoopHooks(): LoopHooks {
  * events; it reads no clock, so asking adds nothing to a recording.
  */
 export function loopWouldSpin(m: LoopMachine): boolean {
+  if (m.loop.exclusive !== null) return false; // only the holder's source can make progress
   return aioBhScheduledNow(m.loop.aio) || m.loop.hooks.vcpuBusy(m);
 }
 
@@ -141,7 +149,7 @@ export function qemuInitMainLoop(m: Omit<LoopMachine, 'loop'>): MainLoopState {
   const loop: MainLoopState = {
     iteration: 0, tlg, aio, iohandler, sources,
     notifyBh: aioBhNew(aio, 'notify_event_cb', () => {}),
-    pollState: 'fill', lastTimeoutNs: -1, maxPriority: 0, blocked: false, exitStatus: null, horizonNs: null, inputLeftover: false, hooks: defaultLoopHooks(),
+    pollState: 'fill', lastTimeoutNs: -1, maxPriority: 0, blocked: false, exitStatus: null, horizonNs: null, inputLeftover: false, exclusive: null, hooks: defaultLoopHooks(),
     stepObservers: [],
   };
   const lm = m as LoopMachine;
@@ -265,6 +273,11 @@ export function mainLoopWait(m: LoopMachine, nonblocking: boolean): void {
   if (m.clocks.mode === 'live') getClock(m.clocks);
   const tracing = m.trace.level >= TRACE_CONTROL;
   const opened = tracing && traceEnter(m, TRACE_CONTROL, 'main_loop_wait', { iteration: loop.iteration });
+  if (loop.exclusive !== null) {
+    mainLoopWaitExclusive(m, loop.exclusive());
+    if (opened) traceExit(m, true, 'main_loop_wait', { now_ns: clockPeekNs(m.clocks) });
+    return;
+  }
   loop.pollState = 'fill';
   let timeoutNs = nonblocking ? 0 : -1;
   timeoutNs = qemuSoonestTimeout(timeoutNs, timerlistgroupDeadlineNs(loop.tlg));
@@ -282,6 +295,29 @@ export function mainLoopWait(m: LoopMachine, nonblocking: boolean): void {
   qemuClockRunAllTimers(m);
   traceExit(m, tr, 'qemu_clock_run_all_timers');
   if (opened) traceExit(m, true, 'main_loop_wait', { now_ns: clockPeekNs(m.clocks) });
+}
+
+/**
+ * An iteration while the BQL is held elsewhere: poll for the holder's source alone, then
+ * dispatch it if it is ready.
+ */
+function mainLoopWaitExclusive(m: LoopMachine, s: LoopSource | null): void {
+  const loop = m.loop;
+  const os = traceEnter(m, TRACE_CONTROL, 'os_host_main_loop_wait', { bql: 'held' });
+  let timeoutNs = -1;
+  if (s !== null) {
+    s.readyAtPrepare = s.prepare() === 0;
+    if (s.readyAtPrepare) timeoutNs = 0;
+  }
+  loop.pollState = 'fill';
+  qemuPollNs(m, timeoutNs);
+  loop.pollState = 'ok';
+  if (s !== null && s.attached && (s.readyAtPrepare || s.check())) {
+    m.trace.lastDispatched = s.name;
+    m.trace.lastKind = 'source';
+    s.dispatch();
+  }
+  traceExit(m, os, 'os_host_main_loop_wait');
 }
 
 /**

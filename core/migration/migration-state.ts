@@ -55,8 +55,13 @@ export interface OutgoingMigration {
   /** Pending connect (tcp:, unix:), until it succeeds or fails. */
   connecting: { fd: VirtualFd; cancel: () => void; error: () => string | null } | null;
   f: QEMUFileWriter | null;
-  /** Where the driver is: waiting to connect, iterating, draining the stop-and-copy, done. */
-  phase: 'connect' | 'iterate' | 'drain' | 'done';
+  /**
+   * Where the driver is: waiting to connect, iterating, completing (the stop-and-copy, paused
+   * while the channel is backed up), draining what it queued, done.
+   */
+  phase: 'connect' | 'iterate' | 'complete' | 'drain' | 'done';
+  /** The stop-and-copy in progress (phase 'complete'), and the messages it reported. */
+  completion: { steps: Generator<void, number, void>; errs: string[] } | null;
   bh: QEMUBH;
   rateTimer: QEMUTimer;
   /** Milliseconds of REALTIME (qemu_clock_get_ms). */

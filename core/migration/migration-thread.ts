@@ -16,7 +16,7 @@ import { strerror } from './errors.ts';
 import { globalStateStore } from './global-state.ts';
 import { qemuFflush } from './qemu-file.ts';
 import {
-  qemuSavevmStateCompletePrecopy, qemuSavevmStateHeader, qemuSavevmStateIterate,
+  qemuSavevmStateCompletePrecopySteps, qemuSavevmStateHeader, qemuSavevmStateIterate,
   qemuSavevmStatePending, qemuSavevmStateSetup,
 } from './savevm.ts';
 import {
@@ -52,13 +52,14 @@ function transferredPages(m: MigrationMachine): number {
 }
 
 /** Send RAM bytes and account them to pre-copy or downtime. */
-function sendAccounted(m: MigrationMachine, s: OutgoingMigration, fn: () => void): void {
+function sendAccounted<T>(m: MigrationMachine, s: OutgoingMigration, fn: () => T): T {
   const before = m.migration.rs.counters.transferred;
-  fn();
+  const r = fn();
   const delta = m.migration.rs.counters.transferred - before;
   // @qemu ram_transferred_add: bytes sent while the guest runs are pre-copy, the rest downtime.
   if (runstateIsRunning(m)) s.precopyBytes += delta;
   else s.downtimeBytes += delta;
+  return r;
 }
 
 /** Header and setup sections, then `active`. @qemu migration_thread (its prologue) */
@@ -102,7 +103,12 @@ function migrationIterationRun(m: MigrationMachine, s: OutgoingMigration): 'resu
 }
 
 /**
- * Stop the VM and send everything left: END sections, devices, EOF, vmdesc.
+ * Stop the VM and send everything left: END sections, devices, EOF, vmdesc. QEMU's thread
+ * does this holding the BQL, its writes blocking while the socket is full, so the main loop
+ * waits and the transfer overlaps the work. detvm pauses the stop-and-copy whenever the
+ * channel queues more than MIGRATION_CHANNEL_HIGH_BYTES and holds the loop off meanwhile
+ * (loop.exclusive): iterations only poll and resume it once the channel drains, so nothing
+ * else (a monitor's `cont`, a timer) runs in the middle of the stream.
  * @qemu migration_completion (precopy)
  */
 function migrationCompletion(m: MigrationMachine, s: OutgoingMigration): void {
@@ -114,18 +120,48 @@ function migrationCompletion(m: MigrationMachine, s: OutgoingMigration): void {
   globalStateStore(ms.gs, runstateGet(m));
   vmStopForceState(m, 'finish-migrate');
   f.rateLimitMax = 0;
+  const ch = s.channel;
+  const pause = (): boolean => ch !== null && ch.error === null && ch.queued > MIGRATION_CHANNEL_HIGH_BYTES;
   const errs: string[] = [];
-  let ret = 0;
-  sendAccounted(m, s, () => {
-    ret = qemuSavevmStateCompletePrecopy(ms.sv, f, errs);
-  });
-  qemuFflush(f);
-  if (ret < 0 || f.error < 0) {
-    s.error ??= s.channel?.error ?? errs[errs.length - 1] ?? strerror(-(f.error || ret));
-    migrateSetState(m, s, 'active', 'failed');
-    return;
+  s.completion = { steps: qemuSavevmStateCompletePrecopySteps(ms.sv, f, errs, pause), errs };
+  s.phase = 'complete';
+  migrationCompletionStep(m, s);
+}
+
+/**
+ * Run the stop-and-copy until it pauses, then wait for the channel holding the loop off and
+ * return false; or until it ends (phase drain, or status failed) and return true.
+ */
+function migrationCompletionStep(m: MigrationMachine, s: OutgoingMigration): boolean {
+  const c = s.completion!;
+  const ch = s.channel;
+  const r = ch === null || ch.error === null ? sendAccounted(m, s, () => c.steps.next()) : null;
+  if (r !== null && !r.done && ch !== null && ch.error === null) {
+    m.loop.exclusive = () => ch.watch;
+    migrationChannelWaitWritable(m, ch, () => {
+      migrationChannelFlush(ch);
+      if (migrationCompletionStep(m, s)) migrationCompleted(m, s);
+    });
+    return false;
   }
-  s.phase = 'drain';
+  m.loop.exclusive = null;
+  s.completion = null;
+  const f = s.f!;
+  const ret = r !== null && r.done ? r.value : -1;
+  qemuFflush(f);
+  if (ret < 0 || f.error < 0 || (ch !== null && ch.error !== null)) {
+    s.error ??= ch?.error ?? c.errs[c.errs.length - 1] ?? strerror(-(f.error || ret));
+    migrateSetState(m, s, 'active', 'failed');
+  } else {
+    s.phase = 'drain';
+  }
+  return true;
+}
+
+/** After the stop-and-copy: drain what is queued, or end a failed migration. */
+function migrationCompleted(m: MigrationMachine, s: OutgoingMigration): void {
+  if (s.status === 'active') migrationDrain(m, s);
+  else migrationIterationFinish(m, s);
 }
 
 /**
@@ -207,7 +243,8 @@ function migrationDrain(m: MigrationMachine, s: OutgoingMigration): void {
 
 /** One step of the migration "thread" (see the header). @qemu migration_thread (loop body) */
 export function migrationThreadStep(m: MigrationMachine, s: OutgoingMigration): void {
-  if (s.phase === 'done' || s.f === null) return;
+  // A paused stop-and-copy goes on from its channel's watch only.
+  if (s.phase === 'done' || s.completion !== null || s.f === null) return;
   if (s.phase === 'drain') {
     migrationDrain(m, s);
     return;
@@ -230,8 +267,8 @@ export function migrationThreadStep(m: MigrationMachine, s: OutgoingMigration): 
       return;
     }
     if (r === 'break') {
-      if (s.status === 'active') migrationDrain(m, s);
-      else migrationIterationFinish(m, s);
+      // A paused stop-and-copy goes on from the channel's watch.
+      if (s.completion === null) migrationCompleted(m, s);
       return;
     }
   }

@@ -34,7 +34,7 @@ export interface MigrateOptions {
 
 function outgoingCreate(m: MigrationMachine, uri: string): OutgoingMigration {
   const s = {
-    status: 'none', uri, error: null, channel: null, connecting: null, f: null, phase: 'connect',
+    status: 'none', uri, error: null, channel: null, connecting: null, f: null, phase: 'connect', completion: null,
     startTimeMs: realtimeMs(m), setupTimeMs: 0, totalTimeMs: 0, downtimeStartMs: 0, downtimeMs: 0,
     expectedDowntimeMs: 0, mbps: 0, pagesPerSecond: 0, iterationStartMs: 0,
     iterationInitialBytes: 0, iterationInitialPages: 0, thresholdSize: 0, windowUsed: 0,

@@ -97,7 +97,7 @@ export function ramMigInit(
   const se = registerSavevmLive(sv, 'ram', 0, 4, {
     saveSetup: (f) => ramSaveSetup(rs, f),
     saveLiveIterate: (f) => ramSaveIterate(rs, f),
-    saveLiveCompletePrecopy: (f) => ramSaveComplete(rs, f),
+    saveLiveCompletePrecopy: (f, pause) => ramSaveComplete(rs, f, pause),
     saveLivePending: (max) => ramSavePending(rs, max),
     saveCleanup: () => ramSaveCleanup(rs),
     loadSetup: () => ramLoadSetup(rs),
@@ -177,13 +177,19 @@ function ramSaveIterate(rs: RamState, f: QEMUFileWriter): number {
  * Sync the log, send every dirty page regardless of the rate limit, EOS.
  * @qemu ram_save_complete
  */
-function ramSaveComplete(rs: RamState, f: QEMUFileWriter): number {
-  const before = f.transferred;
+function* ramSaveComplete(rs: RamState, f: QEMUFileWriter, pause: () => boolean): Generator<void, number, void> {
   migrationBitmapSync(rs);
   const limit = rs.migrationDirtyPages + 1;
+  let before = f.transferred;
   for (let n = 0; ; n++) {
     assert(n <= limit, 'ram_save_complete sent more pages than were dirty');
     if (ramFindAndSaveBlock(rs, f) === 0) break;
+    if (pause()) {
+      // Account what went out so far: whoever resumes us counts its own bytes.
+      rs.counters.transferred += f.transferred - before;
+      yield;
+      before = f.transferred;
+    }
   }
   qemuPutBe64(f, RAM_SAVE_FLAG_EOS);
   rs.counters.transferred += f.transferred - before;

@@ -50,7 +50,12 @@ export interface SaveVMHandlers<L = unknown> {
   saveSetup?(f: QEMUFileWriter): number;
   /** Returns > 0 when everything is sent, 0 when more remains, < 0 on error. */
   saveLiveIterate?(f: QEMUFileWriter): number;
-  saveLiveCompletePrecopy?(f: QEMUFileWriter): number;
+  /**
+   * The END section's body. It may pause (yield) wherever `pause()` says so, and is resumed
+   * later with the machine unchanged in between (the caller holds everything else off, as the
+   * migration thread holding the BQL does); returns as saveLiveIterate.
+   */
+  saveLiveCompletePrecopy?(f: QEMUFileWriter, pause: () => boolean): Generator<void, number, void>;
   /** Bytes still to send; may sync dirty state when below `maxSize`. */
   saveLivePending?(maxSize: number): number;
   saveCleanup?(): void;
@@ -262,10 +267,24 @@ export function qemuSavevmStatePending(sv: SaveVMState, maxSize: number): number
 export function qemuSavevmStateCompletePrecopy(
   sv: SaveVMState, f: QEMUFileWriter, errs: string[] = [],
 ): number {
+  const steps = qemuSavevmStateCompletePrecopySteps(sv, f, errs, () => false);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The same in steps: it yields whenever `pause()` is true between two pages of an END section
+ * (a live migration whose channel is backed up), and is resumed with nothing else changed.
+ */
+export function* qemuSavevmStateCompletePrecopySteps(
+  sv: SaveVMState, f: QEMUFileWriter, errs: string[], pause: () => boolean,
+): Generator<void, number, void> {
   for (const se of sv.handlers) {
     if (!se.ops?.saveLiveCompletePrecopy || !isActive(se)) continue;
     saveSectionHeader(f, se, QEMU_VM_SECTION_END);
-    const ret = se.ops.saveLiveCompletePrecopy(f);
+    const ret = yield* se.ops.saveLiveCompletePrecopy(f, pause);
     saveSectionFooter(sv, f, se);
     if (ret < 0) {
       qemuFileSetError(f, ret);

@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMachine, type DetvmMachine, type MachineEvent } from '../../index.ts';
 import { migrationPipeCreate } from '../../core/migration/index.ts';
+import { hostInputAt, vfdOpen } from '../../core/loop/index.ts';
 import { addressSpaceRead, addressSpaceWrite, RAM_BASE } from '../../core/memory/index.ts';
 import { memoryPeerConnect, memoryPeerSend, memoryPeerText } from '../../chardev/index.ts';
 import { DEMO_ELF_PATH, machineStateHash } from '../core/migration/virt-fixture.ts';
@@ -54,6 +55,38 @@ function pair(bandwidth: string | null, destExtra: Parameters<typeof createMachi
   a.qmp('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
   if (bandwidth !== null) expect(a.hmp(`migrate_set_parameter max-bandwidth ${bandwidth}`)).toBe('');
   return { a, b };
+}
+
+/**
+ * Like migrationPipeCreate, but holding at most `capacity` bytes the destination has not read:
+ * the source's descriptor turns unwritable when it is full, and writable again `refillNs` of
+ * the source's time after the destination read (a socket's buffers and a link's speed).
+ */
+function boundedPipe(a: DetvmMachine, b: DetvmMachine, name: string, capacity: number, refillNs: number): void {
+  const inFd = vfdOpen(b.kernel.fdt, `bounded-in:${name}`, 'stream', () => -1);
+  let inFlight = 0;
+  let lastInbound = 0;
+  const outFd = vfdOpen(a.kernel.fdt, `bounded-out:${name}`, 'stream', (d) => {
+    if (inFd.closed) return -1;
+    const n = Math.min(d.length, capacity - inFlight);
+    if (n > 0) {
+      inFlight += n;
+      hostInputAt(b.kernel.fdt, b.kernel.clocks.simNs, { kind: 'data', fd: inFd.id, data: d.slice(0, n) });
+    }
+    if (inFlight >= capacity) outFd.writable = false;
+    return n;
+  });
+  inFd.onInboundChange = (f) => {
+    const delta = f.inboundBytes - lastInbound;
+    lastInbound = f.inboundBytes;
+    if (delta >= 0) return; // bytes arrived
+    inFlight += delta; // read by the destination
+    if (!outFd.writable && inFlight < capacity) {
+      hostInputAt(a.kernel.fdt, a.kernel.clocks.simNs + refillNs, { kind: 'writable', fd: outFd.id, writable: true });
+    }
+  };
+  a.kernel.migration.fds.set(name, outFd);
+  b.kernel.migration.fds.set(name, inFd);
 }
 
 describe('live migration in one process (virtual mode)', () => {
@@ -180,6 +213,44 @@ describe('live migration in one process (virtual mode)', () => {
     a.qmp('migrate', { uri: 'fd:mig1' });
     drive(a, b, () => status(a) === 'completed' && b.kernel.runstate.current === 'running');
     expect(machineStateHash(b.kernel)).toBe(machineStateHash(a.kernel));
+  });
+
+  it('pauses the stop-and-copy while the channel is full, holding the loop off as the BQL does', () => {
+    const a = vm();
+    const b = vm({ incoming: 'defer' });
+    // 256 KiB in flight at most, room again 10 ms after the destination read: about 25 MB/s,
+    // so the first 100 ms window measures a bandwidth, and with this downtime limit the
+    // migration completes with most of RAM left: the stop-and-copy outruns the pipe.
+    boundedPipe(a, b, 'mig0', 256 * 1024, 10_000_000);
+    expect(b.qmp('migrate-incoming', { uri: 'fd:mig0' })).toEqual({});
+    a.qmp('migrate-set-parameters', { 'downtime-limit': 2_000_000 });
+    a.runFor(150_000_000);
+    const at = RAM_BASE + 0x100000;
+    const data = Uint8Array.from({ length: 6 << 20 }, (_, i) => (i * 2654435761) >>> 24);
+    addressSpaceWrite(a.kernel.as, at, data);
+    a.qmp('migrate', { uri: 'fd:mig0' });
+    let held = 0;
+    let refused = '';
+    drive(a, b, () => {
+      if (a.kernel.loop.exclusive !== null) {
+        held++;
+        expect(a.kernel.runstate.current).toBe('finish-migrate');
+        if (refused === '') {
+          try {
+            a.hmp('cont');
+          } catch (e) {
+            refused = (e as Error).message;
+          }
+        }
+      }
+      return status(a) === 'completed' && b.kernel.runstate.current === 'running';
+    });
+    expect(held).toBeGreaterThan(1);
+    expect(refused).toMatch(/held by the migration thread/);
+    expect(a.hmp('info status')).toBe('VM status: paused (postmigrate)\r\n');
+    const got = new Uint8Array(data.length);
+    addressSpaceRead(b.kernel.as, at, got);
+    expect(Buffer.compare(got, data)).toBe(0);
   });
 
   it('fails when the destination goes away: Broken pipe, the source resumes', () => {

@@ -161,3 +161,37 @@ describe('main loop iteration', () => {
     expect(() => runUntil(m, () => false, { maxNs: 50_000 })).toThrow(/time limit of 50000 ns reached at 50000 ns/);
   });
 });
+
+describe('main loop held off (loop.exclusive: the BQL held by another thread)', () => {
+  it('applies host input and dispatches only the holder\'s source; BHs, timers and other sources wait', () => {
+    const m = traced();
+    const order: string[] = [];
+    const t = timerNew(m.loop.tlg, QEMU_CLOCK_REALTIME, 1, 'rt_timer', () => order.push('timer'));
+    timerModNs(t, 0);
+    qemuBhSchedule(aioBhNew(m.loop.aio, 'my_bh', () => order.push('bh')));
+    const other = vfdOpen(m.fdt, 'other', 'stream');
+    const mine = vfdOpen(m.fdt, 'mine', 'stream');
+    const watch = (fd: typeof mine, name: string) => gSourceAttach(m.loop.sources, name, G_PRIORITY_DEFAULT, {
+      prepare: () => ((vfdRevents(fd) & G_IO_IN) !== 0 ? 0 : -1),
+      check: () => (vfdRevents(fd) & G_IO_IN) !== 0,
+      dispatch: () => {
+        order.push(`${name}:${vfdRead(fd, 100).length}`);
+      },
+    });
+    watch(other, 'other_watch');
+    const held = watch(mine, 'mine_watch');
+    m.loop.exclusive = () => held;
+    hostInputAt(m.fdt, 0, { kind: 'data', fd: other.id, data: new Uint8Array([1, 2]) });
+    hostInputAt(m.fdt, 0, { kind: 'data', fd: mine.id, data: new Uint8Array([3]) });
+    const recs = loopStep(m);
+    expect(order).toEqual(['mine_watch:1']);
+    expect(other.inboundBytes).toBe(2); // applied, not read
+    expect(exportCallTree(recs)).toContain('os_host_main_loop_wait (bql="held")');
+    // Nothing else is ready for the holder: the poll would wait rather than spin.
+    loopStep(m);
+    expect(m.loop.lastTimeoutNs).toBe(-1);
+    m.loop.exclusive = null;
+    loopStep(m);
+    expect(order).toEqual(['mine_watch:1', 'bh', 'other_watch:2', 'timer']);
+  });
+});

@@ -267,7 +267,10 @@ function hostListen(
 ): NetListener {
   const { m } = ctx;
   const lfd = vfdOpen(m.fdt, name, 'listener');
-  const server = net.createServer();
+  // Half-open, as QEMU's sockets are: a peer that shuts down its sending side (socat at the end
+  // of its input) still gets the replies to what it sent; detvm ends its side when the chardev
+  // closes the connection.
+  const server = net.createServer({ allowHalfOpen: true });
   ctx.servers.add(server);
   let seq = 0;
   const l: NetListener = {
@@ -339,8 +342,8 @@ function hostConnect(ctx: HostNetCtx, addr: SocketAddress, name: string): NetCon
     return c;
   }
   const s = addr.type === 'inet'
-    ? net.connect({ host: addr.host, port: Number(addr.port) })
-    : net.connect({ path: unixPath(addr) });
+    ? net.connect({ host: addr.host, port: Number(addr.port), allowHalfOpen: true })
+    : net.connect({ path: unixPath(addr), allowHalfOpen: true });
   socket = s;
   s.once('connect', () => {
     if (cfd.closed) {

@@ -13,7 +13,8 @@ import {
   qemuChardevOptsList, qemuChardevOptsParse, qemuChrNewFromOptsLive, sockIo,
 } from '../../chardev/index.ts';
 import {
-  type Chardev, EAGAIN, charState, chrReportFormat, qemuChrFeAddWatch, qemuChrFeWrite,
+  type Chardev, EAGAIN, charBackendCreate, charState, chrReportFormat, qemuChrFeAddWatch, qemuChrFeInit,
+  qemuChrFeSetHandlers, qemuChrFeWrite,
 } from '../../core/char/index.ts';
 import { G_IO_HUP, G_IO_OUT } from '../../core/loop/index.ts';
 import {
@@ -126,6 +127,39 @@ describe('socket chardev on real sockets', () => {
     await client(port);
     await liveRunUntil(lm, () => chr.beOpen, 'second connection');
     expect(fe.events).toEqual(['OPENED', 'CLOSED', 'OPENED']);
+  });
+
+  it('answers a peer that shut down its sending side (half-open, as QEMU: socat at the end of its input)', async () => {
+    const lm = machine();
+    const chr = await create(lm, 'socket,id=s0,host=127.0.0.1,port=0,server=on,wait=off');
+    // A frontend that reads a byte per iteration, as a monitor does, and answers once the whole
+    // line is in: iterations after the peer's FIN arrived.
+    const be = charBackendCreate();
+    const err = qemuChrFeInit(be, chr);
+    if (err) throw new Error(err.desc);
+    let line: number[] = [];
+    let canRead = 0;
+    qemuChrFeSetHandlers(be, () => canRead, (_o, buf) => {
+      line.push(...buf);
+      if (line.length === 5) {
+        qemuChrFeWrite(be, Uint8Array.from(line, (b) => b ^ 0x20));
+        line = [];
+      }
+    }, null, null, null);
+    const c = await client(listenPort(chr.filename));
+    const got = collect(lm, c);
+    let ended = false;
+    c.on('end', () => {
+      ended = true;
+    });
+    c.end('hello'); // the last bytes, then FIN
+    // The frontend starts reading only once the host saw the FIN (QEMU reads what came before
+    // it all the same, and its socket stays writable).
+    await liveRunUntil(lm, () => sockIo(chr).conn?.hup === true, 'the FIN');
+    canRead = 1;
+    await liveRunUntil(lm, () => ended, 'the server closing after its answers');
+    expect(got.bytes().toString()).toBe('HELLO');
+    expect(chr.beOpen).toBe(false);
   });
 
   it('holds a second client until the first leaves, keeping the bytes it sent meanwhile', async () => {

@@ -8,7 +8,7 @@
 
 import { spawn } from 'node:child_process';
 import { type HostInput, type LoopMachine, type VirtualFd, vfdOpen } from '../loop/index.ts';
-import { hostWriteIsDonated, hostWriteKept } from './types.ts';
+import { hostStreamWrite } from './stream-write.ts';
 
 const EXEC_WRITE_HIGH = 4 << 20;
 const EXEC_READ_HIGH = 4 << 20;
@@ -40,23 +40,7 @@ export function hostExecCreate(deliver: (i: HostInput) => void): HostExecProvide
         const pipe = child.stdin!;
         const fd = vfdOpen(m.fdt, `exec-out:${cmd}`, 'stream', (d) => {
           if (pipe.destroyed || !pipe.writable) return -1;
-          // As host-net's writes: keep writing while Node has room (a write it hands to the
-          // kernel at once brings no 'drain'); unwritable only with the buffer full.
-          let n = 0;
-          while (n < d.length) {
-            const space = EXEC_WRITE_HIGH - pipe.writableLength;
-            if (space <= 0) {
-              fd.writable = false;
-              break;
-            }
-            const k = Math.min(space, d.length - n);
-            pipe.write(hostWriteIsDonated(d)
-              ? Buffer.from(d.buffer, d.byteOffset + n, k)
-              : Buffer.from(d.subarray(n, n + k)));
-            n += k;
-          }
-          if (hostWriteIsDonated(d) && pipe.writableLength > 0) hostWriteKept();
-          return n;
+          return hostStreamWrite(pipe, fd, d, EXEC_WRITE_HIGH);
         });
         pipe.on('drain', () => deliver({ kind: 'writable', fd: fd.id, writable: true }));
         pipe.on('error', () => hup(fd));

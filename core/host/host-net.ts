@@ -16,8 +16,9 @@ import {
 import { errnoCode, strerror } from './errno.ts';
 import {
   type NetConnInfo, type NetConnector, type NetListener, type NetProvider, type SocketAddress,
-  hostWriteIsDonated, hostWriteKept,
+  hostWriteIsDonated,
 } from './types.ts';
+import { hostStreamWrite } from './stream-write.ts';
 
 export interface HostNetOptions {
   pauseHighBytes?: number;
@@ -144,7 +145,7 @@ const BATCH_READ_BYTES = 64 * 1024;
  */
 function hostConnWrite(ctx: HostNetCtx, socket: net.Socket, fd: VirtualFd, d: Uint8Array): number {
   if (socket.destroyed || !socket.writable) return -1;
-  // Donated bytes (a migration stream) go to Node as a view; others are copied.
+  // Donated bytes (a migration stream) are never held: hostStreamWrite hands them over as views.
   const donated = hostWriteIsDonated(d);
   let h = ctx.held.get(socket);
   if (!donated && d.length <= HOLD_MAX_BYTES && socket.writableLength < ctx.writeHigh) {
@@ -165,26 +166,7 @@ function hostConnWrite(ctx: HostNetCtx, socket: net.Socket, fd: VirtualFd, d: Ui
     }
   }
   if (h !== undefined) hostHeldFlush(ctx, socket, h);
-  // Node may hand a write to the kernel at once (writableLength back to 0, no 'drain' to come),
-  // so keep writing while there is room; turn unwritable only with writeHigh bytes buffered,
-  // where the last write returned false and 'drain' will follow.
-  const high = donated ? ctx.writeHighDonated : ctx.writeHigh;
-  let n = 0;
-  while (n < d.length) {
-    const space = high - socket.writableLength;
-    if (space <= 0) {
-      fd.writable = false;
-      break;
-    }
-    const k = Math.min(space, d.length - n);
-    socket.write(donated
-      ? Buffer.from(d.buffer, d.byteOffset + n, k)
-      : Buffer.from(d.subarray(n, n + k)));
-    n += k;
-  }
-  // Node wrote everything to the kernel at once unless it still buffers some.
-  if (donated && socket.writableLength > 0) hostWriteKept();
-  return n;
+  return hostStreamWrite(socket, fd, d, ctx.writeHigh, ctx.writeHighDonated);
 }
 
 /** Wrap a connected socket in a VirtualFd wired to the boundary, with pause/resume. */

@@ -7,6 +7,7 @@
 import { type HostInput, type LoopMachine, type VirtualFd, vfdOpen } from '../loop/index.ts';
 import { ttyIsigFilter } from './tty.ts';
 import type { StdioEndpoints, StdioOpenOptions, StdioProvider } from './types.ts';
+import { hostStreamWrite } from './stream-write.ts';
 
 export interface HostStdioOptions {
   pauseHighBytes?: number;
@@ -49,29 +50,14 @@ function ttyRawMode(
 }
 
 /**
- * The output descriptor: writes buffered by Node up to writeHigh, then unwritable until 'drain'.
- * As host-net's writes: Node may complete a write at once (a file or a pipe is written
- * synchronously: writableLength back to 0, and no 'drain' ever comes), so keep writing while
- * there is room and turn unwritable only with writeHigh bytes buffered, where 'drain' follows.
+ * The output descriptor: writes buffered by Node up to writeHigh, then unwritable until 'drain'
+ * (hostStreamWrite; a file or a pipe on stdout is written synchronously).
  */
 function stdoutFd(
   m: LoopMachine, deliver: (i: HostInput) => void, writeHigh: number,
 ): { fd: VirtualFd; stop: () => void } {
   const stdout = process.stdout;
-  const outFd: VirtualFd = vfdOpen(m.fdt, 'stdio-out', 'stream', (d) => {
-    let n = 0;
-    while (n < d.length) {
-      const space = writeHigh - stdout.writableLength;
-      if (space <= 0) {
-        outFd.writable = false;
-        break;
-      }
-      const k = Math.min(space, d.length - n);
-      stdout.write(Buffer.from(d.subarray(n, n + k)));
-      n += k;
-    }
-    return n;
-  });
+  const outFd: VirtualFd = vfdOpen(m.fdt, 'stdio-out', 'stream', (d) => hostStreamWrite(stdout, outFd, d, writeHigh));
   const onDrain = (): void => deliver({ kind: 'writable', fd: outFd.id, writable: true });
   stdout.on('drain', onDrain);
   return { fd: outFd, stop: () => stdout.removeListener('drain', onDrain) };

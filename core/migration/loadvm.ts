@@ -20,7 +20,7 @@ import {
   QEMU_VM_COMMAND, QEMU_VM_CONFIGURATION, QEMU_VM_EOF, QEMU_VM_FILE_MAGIC, QEMU_VM_FILE_VERSION,
   QEMU_VM_FILE_VERSION_COMPAT, QEMU_VM_SECTION_END, QEMU_VM_SECTION_FOOTER, QEMU_VM_SECTION_FULL,
   QEMU_VM_SECTION_PART, QEMU_VM_SECTION_START, QEMU_VM_VMDESCRIPTION, qemuSavevmStateBlocked,
-  type SaveStateEntry, type SaveVMState,
+  type LoadOptions, type SaveStateEntry, type SaveVMState,
 } from './savevm.ts';
 import { vmstateCommit, vmstateLoadState } from './vmstate.ts';
 import type { VMStateStaged } from './vmstate-types.ts';
@@ -45,6 +45,7 @@ interface LoadvmSection {
 /** One load in progress. Runtime state of the incoming side, not VM state. */
 export interface LoadvmState {
   sv: SaveVMState;
+  opts: LoadOptions;
   f: QEMUFileReader;
   phase: LoadvmPhase;
   cur: LoadvmSection | null;
@@ -69,10 +70,10 @@ export type LoadvmResult =
   | { ok: false; error: MigrationFailure; warnings: string[] };
 
 /** Start loading into the machine whose registry is `sv`; feed the stream with loadvmFeed. */
-export function loadvmCreate(sv: SaveVMState): LoadvmState {
+export function loadvmCreate(sv: SaveVMState, opts: LoadOptions = { ramInPlace: false }): LoadvmState {
   const errs: string[] = [];
   return {
-    sv, f: qemuFileReaderCreate(null, false), phase: 'header', cur: null, loadIds: new Map(),
+    sv, opts, f: qemuFileReaderCreate(null, false), phase: 'header', cur: null, loadIds: new Map(),
     staged: new Map(), order: [], postcopy: 'none', vmdescLeft: 0, failure: null, warnings: [],
     errs, report: (m) => {
       errs.push(m);
@@ -183,7 +184,7 @@ function unitHeader(ls: LoadvmState, report: (m: string) => void): UnitResult {
   // @qemu qemu_loadvm_state_setup
   for (const se of ls.sv.handlers) {
     if (se.ops && (se.ops.isActive === undefined || se.ops.isActive())) {
-      ls.staged.set(se, se.ops.loadSetup());
+      ls.staged.set(se, se.ops.loadSetup(ls.opts));
     }
   }
   return next(ls, 'main');

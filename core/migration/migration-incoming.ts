@@ -16,7 +16,7 @@ import { vfdAddWatch } from '../char/index.ts';
 import { qapiEventSend, runstateCheck, runstateSet, vmStart } from '../system/index.ts';
 import { strerror } from './errors.ts';
 import { globalStateGetRunstate, globalStateReceived } from './global-state.ts';
-import { type LoadvmPhase, type LoadvmState, loadvmCommit, loadvmCreate, loadvmFeed } from './loadvm.ts';
+import { loadvmCommit, loadvmCreate, loadvmFeed } from './loadvm.ts';
 import {
   type IncomingMigration, type MigrationMachine, migrateSetState,
 } from './migration-state.ts';
@@ -98,25 +98,13 @@ export function qmpMigrateIncoming(m: MigrationMachine, uri: string): string | n
 function migrationIncomingProcess(m: MigrationMachine, fd: VirtualFd): void {
   const inc = m.migration.incoming;
   inc.channel = fd;
-  inc.load = loadvmCreate(m.migration.sv);
+  // The machine has not run since its reset (it waits in inmigrate), so RAM is loaded in place,
+  // as QEMU loads it, rather than staged in a second copy: a failed load resets RAM instead
+  // (migrationIncomingFail).
+  inc.load = loadvmCreate(m.migration.sv, { ramInPlace: m.migration.ramReset !== null });
   migrateSetState(m, inc, inc.status, 'active');
   inc.watch = vfdAddWatch(m, fd, G_IO_IN | G_IO_HUP, 'migration-incoming', G_PRIORITY_DEFAULT,
     () => migrationIncomingRead(m, inc, fd));
-}
-
-/**
- * Feed the incoming load. The machine has not run since its reset (it waits in inmigrate), so
- * RAM is loaded in place, as QEMU loads it, rather than staged in a second copy: a failed load
- * resets RAM instead (migrationIncomingFail). Only this load sees the flag.
- */
-function incomingFeed(m: MigrationMachine, ls: LoadvmState, chunk: Uint8Array | null): LoadvmPhase {
-  const rs = m.migration.rs;
-  rs.loadInPlace = m.migration.ramReset !== null;
-  try {
-    return loadvmFeed(ls, chunk);
-  } finally {
-    rs.loadInPlace = false;
-  }
 }
 
 function migrationIncomingRead(m: MigrationMachine, inc: IncomingMigration, fd: VirtualFd): boolean {
@@ -125,11 +113,11 @@ function migrationIncomingRead(m: MigrationMachine, inc: IncomingMigration, fd: 
   for (let n = 0; n < INCOMING_READ_BYTES && fd.inboundBytes > 0;) {
     const chunk = vfdRead(fd, fd.inboundBytes);
     n += chunk.length;
-    phase = incomingFeed(m, ls, chunk);
+    phase = loadvmFeed(ls, chunk);
     if (phase === 'loaded' || phase === 'failed') break;
   }
   if (phase !== 'loaded' && phase !== 'failed' && fd.inboundBytes === 0 && fd.hup) {
-    phase = incomingFeed(m, ls, null);
+    phase = loadvmFeed(ls, null);
   }
   if (phase === 'failed') {
     const f = ls.failure!;

@@ -43,7 +43,7 @@ export interface RamBlock {
    * block may keep (the caller gives it up; a whole ArrayBuffer, zero outside the masked pages).
    */
   loadChunk?(chunk: number, bytes: Uint8Array, pageMask: number): void;
-  /** Guest RAM, which a load may write in place (see RamState.loadInPlace). */
+  /** Guest RAM, which a load may write in place (see LoadOptions.ramInPlace). */
   inPlaceLoad?: boolean;
   /** Start logging guest writes, with a clean log. */
   dirtyLogStart(): void;

@@ -5,7 +5,7 @@
 // first arrives), a ZERO record keeps its fill byte. Nothing reaches the blocks until ramLoadCommit,
 // once the whole stream has loaded; a block that can take whole chunks (guest RAM) then adopts
 // the staging chunks as its memory instead of copying them. An incoming migration into a machine
-// that has not run (RamState.loadInPlace) writes guest RAM in place instead, as QEMU does: its
+// that has not run (LoadOptions.ramInPlace) writes guest RAM in place instead, as QEMU does: its
 // owner resets RAM if the load fails.
 // Invariant: a step changes `staged` only after every read of its record succeeded (a PAGE
 // record is copied into its staging page only once all its bytes have arrived).
@@ -58,7 +58,7 @@ export interface RamLoadStaged {
 }
 
 /** @qemu ram_load_setup */
-export function ramLoadSetup(rs: RamState): RamLoadStaged {
+export function ramLoadSetup(rs: RamState, inPlace: boolean): RamLoadStaged {
   return {
     lastRecvBlock: -1,
     blocks: rs.blocks.map((b) => {
@@ -67,7 +67,7 @@ export function ramLoadSetup(rs: RamState): RamLoadStaged {
         state: new Uint8Array(pages), fill: new Uint8Array(pages),
         chunks: new Array<Uint8Array | undefined>(Math.ceil(pages / PAGES_PER_CHUNK)),
         slabs: [],
-        inPlace: rs.loadInPlace && b.inPlaceLoad === true,
+        inPlace: inPlace && b.inPlaceLoad === true,
       };
     }),
   };

@@ -51,12 +51,6 @@ export interface RamState {
   active: boolean;
   /** Called after each dirty-bitmap sync with the new sync count (MIGRATION_PASS). */
   onSync: ((dirtySyncCount: number) => void) | null;
-  /**
-   * Loads started while this is set write the pages of in-place blocks (RamBlock.inPlaceLoad)
-   * straight into them, as QEMU does, instead of staging them: the incoming side sets it for
-   * a machine that has not run since its reset and can reset its RAM if the load fails.
-   */
-  loadInPlace: boolean;
 }
 
 function ramCountersZero(): RamCounters {
@@ -92,7 +86,7 @@ export function ramMigInit(
     .map((x) => x.b);
   const rs: RamState = {
     blocks: sorted, bmap: [], migrationDirtyPages: 0, lastSeenBlock: -1, lastPage: 0,
-    lastSentBlock: -1, counters: ramCountersZero(), active: false, onSync: null, loadInPlace: false,
+    lastSentBlock: -1, counters: ramCountersZero(), active: false, onSync: null,
   };
   const se = registerSavevmLive(sv, 'ram', 0, 4, {
     saveSetup: (f) => ramSaveSetup(rs, f),
@@ -100,7 +94,7 @@ export function ramMigInit(
     saveLiveCompletePrecopy: (f, pause) => ramSaveComplete(rs, f, pause),
     saveLivePending: (max) => ramSavePending(rs, max),
     saveCleanup: () => ramSaveCleanup(rs),
-    loadSetup: () => ramLoadSetup(rs),
+    loadSetup: (opts) => ramLoadSetup(rs, opts.ramInPlace),
     loadStart: (staged, versionId) => ramLoadStart(staged as RamLoadStaged, versionId),
     loadStep: (f, staged, report) => ramLoadStep(rs, f, staged as RamLoadStaged, report),
     loadCommit: (staged) => ramLoadCommit(rs, staged as RamLoadStaged),

@@ -45,6 +45,16 @@ export const VMSTATE_INSTANCE_ID_ANY = -1;
  * `loadStep` must change `staged` only after every read of its record succeeded: it may be
  * rewound and run again when the record was incomplete.
  */
+/** How one load applies what it reads. */
+export interface LoadOptions {
+  /**
+   * Write guest RAM in place as it arrives (RamBlock.inPlaceLoad blocks), as QEMU does, instead
+   * of staging it: for a machine that has not run since its reset and resets RAM if the load
+   * fails (an incoming migration). Everything else is staged either way.
+   */
+  ramInPlace: boolean;
+}
+
 export interface SaveVMHandlers<L = unknown> {
   isActive?(): boolean;
   saveSetup?(f: QEMUFileWriter): number;
@@ -59,7 +69,7 @@ export interface SaveVMHandlers<L = unknown> {
   /** Bytes still to send; may sync dirty state when below `maxSize`. */
   saveLivePending?(maxSize: number): number;
   saveCleanup?(): void;
-  loadSetup(): L;
+  loadSetup(opts: LoadOptions): L;
   loadStart?(staged: L, versionId: number, report: (msg: string) => void): number;
   loadStep(f: QEMUFileReader, staged: L, report: (msg: string) => void): number;
   loadCommit(staged: L): void;

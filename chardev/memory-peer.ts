@@ -171,6 +171,7 @@ export function memoryPeerRead(p: MemoryPeer, atNs?: number, bytes = Infinity): 
 
 /** Everything the kernel wrote to the peer so far. */
 export function memoryPeerBytes(p: MemoryPeer): Uint8Array {
+  // A plain Uint8Array, not Buffer.concat's Buffer, whose slice() would be a view.
   const out = new Uint8Array(p.receivedBytes);
   let off = 0;
   for (const c of p.received) {
@@ -182,9 +183,7 @@ export function memoryPeerBytes(p: MemoryPeer): Uint8Array {
 
 /** memoryPeerBytes as a binary string (one char per byte, 0xFF stays \xff). */
 export function memoryPeerText(p: MemoryPeer): string {
-  let s = '';
-  for (const b of memoryPeerBytes(p)) s += String.fromCharCode(b);
-  return s;
+  return Buffer.concat(p.received, p.receivedBytes).toString('latin1');
 }
 
 export { memoryDeliver };

@@ -47,6 +47,7 @@ export function libraryChardevCreate(m: LoopMachine, label: string, onOutput: ((
       if (n === first.length) st.pending.shift();
       else st.pending[0] = first.subarray(n);
       qemuChrBeWrite(chr, first.subarray(0, n));
+      if (st.pending.length > 0) m.loop.inputLeftover = true;
     },
   });
   chr.state = st;

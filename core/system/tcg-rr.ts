@@ -59,7 +59,7 @@ function icountGetLimit(m: SystemMachine): number {
 }
 
 /**
- * Live mode: the vCPU turn while a chardev still has input to read. QEMU's main loop thread
+ * The vCPU turn while a chardev still has input to read or a bottom half waits. QEMU's main loop thread
  * reads a monitor's command a byte per iteration while the vCPU threads run on; here the two
  * take turns, so a full slice per byte would make a busy guest's monitor answer in tens of ms.
  */
@@ -71,8 +71,10 @@ function icountPercpuBudget(m: SystemMachine): number {
   const slice = Math.floor(limit / m.sys.vcpus.length);
   const budget = slice === 0 ? limit : slice;
   let cap = m.sys.maxSliceInsns;
-  // A BH already scheduled would kick the vCPU out at once (icount_notify_exit).
-  if (cap !== null && cap > INPUT_SLICE_INSNS && (m.loop.inputLeftover || aioBhScheduledNow(m.loop.aio))) {
+  // A BH already scheduled would kick the vCPU out at once (icount_notify_exit). In virtual mode
+  // too: without a cap a guest that arms no timer runs INT32_MAX ns per turn, seconds of host
+  // time, between two bytes of a monitor command.
+  if ((cap === null || cap > INPUT_SLICE_INSNS) && (m.loop.inputLeftover || aioBhScheduledNow(m.loop.aio) || aioBhScheduledNow(m.loop.iohandler))) {
     cap = INPUT_SLICE_INSNS;
   }
   return cap !== null && budget > cap ? cap : budget;
@@ -277,7 +279,9 @@ function icountNotifyExit(m: SystemMachine): void {
 
 /** Install the scheduler's hooks into the main loop. */
 export function rrInstallHooks(m: SystemMachine): void {
+  // aio_bh_enqueue calls icount_notify_exit for a BH of any AioContext.
   m.loop.aio.onEnqueue = () => icountNotifyExit(m);
+  m.loop.iohandler.onEnqueue = m.loop.aio.onEnqueue;
   const h = m.loop.hooks;
   h.pollTimeout = () => rrPollTimeout(m);
   h.onTimeAdvance = (_lm, delta) => rrOnTimeAdvance(m, delta);

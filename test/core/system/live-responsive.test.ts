@@ -53,3 +53,22 @@ describe('live mode: QMP answers a busy guest quickly', () => {
     vm.close();
   });
 });
+
+// Virtual mode has no slice cap: a guest that arms no timer gets INT32_MAX ns (2^31 instructions)
+// per turn. vm.hmp()/vm.qmp() feed a library chardev that the monitor reads a byte per iteration,
+// so without the input/BH cap one call ran billions of instructions (seconds of host time).
+describe('virtual mode: the library monitor answers a busy guest quickly', () => {
+  it('vm.hmp and vm.qmp cost millions of guest instructions, not billions', () => {
+    const vm = createMachine({ kernel: { name: 'spin.bin', bytes: new Uint8Array([0x6f, 0x00, 0x00, 0x00]) }, memory: '16M', serial: null });
+    const m = vm.kernel;
+    let before = m.clocks.icount;
+    expect(vm.hmp('info status')).toBe('VM status: running\r\n');
+    expect(m.clocks.icount - before).toBeLessThan(5_000_000); // two commands: capabilities, then human-monitor-command
+    before = m.clocks.icount;
+    expect(vm.qmp('query-status')).toMatchObject({ status: 'running', running: true });
+    const cost = m.clocks.icount - before;
+    expect(cost).toBeGreaterThan(0); // the guest ran meanwhile
+    expect(cost).toBeLessThan(1_000_000);
+    vm.close();
+  });
+});

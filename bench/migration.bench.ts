@@ -2,7 +2,8 @@
 // whose 64 MiB or 256 MiB of RAM are random migrates with unlimited bandwidth to a file and over
 // loopback TCP, detvm (`node bin/detvm.js`) next to real QEMU 7.2 (qemu-system-riscv32) measured
 // here by the same driver: the source's total time and downtime (query-migrate) and, over TCP,
-// the time until the destination runs. Best of RUNS runs each (the host is shared). The issue
+// the time until the destination runs, next to the time Node alone takes to move as many bytes
+// between two processes (bench/socket-floor.ts). Best of RUNS runs each (the host is shared). The issue
 // quotes QEMU at ~160 ms (64 MiB) and ~380 ms (256 MiB). Then the codec alone, in one process:
 // qemuSavevmState of the RAM (plus timer and globalstate) to a file, and the atomic incremental
 // load of that file in 4 MiB reads (parse and stage), then its commit.
@@ -19,6 +20,7 @@ import {
 import { prngCreate, prngNextU32 } from '../core/util/index.ts';
 import { type BenchRow, timeMs } from './harness.ts';
 import { type Emulator, type MigrationRun, migrateOnce, qemuAvailable, writeRandomImage } from './migration-process.ts';
+import { type FloorMode, socketFloorMs } from './socket-floor.ts';
 
 /** Runs of each process measurement; the best counts. */
 const RUNS = 3;
@@ -111,6 +113,17 @@ async function processRows(mib: number, target: 'file' | 'tcp', dir: string, hav
   if (d.destRunningMs !== null) row('until the destination runs', d.destRunningMs, q?.destRunningMs ?? undefined);
   if (q !== null) {
     rows.push({ name: `QEMU 7.2: ${mib} MiB ${how}, total time`, value: q.totalMs, unit: 'ms', note: `downtime ${q.downtimeMs} ms` });
+  }
+  if (target === 'tcp') {
+    // What Node alone needs to move the same bytes (bench/socket-floor.ts): no emulator can
+    // migrate faster over Node's sockets than this.
+    const floor = async (mode: FloorMode): Promise<number> => {
+      let b = Infinity;
+      for (let i = 0; i < RUNS; i++) b = Math.min(b, await socketFloorMs(mode, mib));
+      return b;
+    };
+    rows.push({ name: `floor: Node moves ${mib} MiB over loopback TCP, accepted socket (what -incoming gets)`, value: await floor('accepted'), unit: 'ms' });
+    rows.push({ name: `floor: the same, connected socket reading into one 1 MiB buffer (onread)`, value: await floor('onread'), unit: 'ms' });
   }
   return rows;
 }

@@ -3,11 +3,10 @@
 // ring buffers, version and name. The composition root (index.ts) implements it over the real
 // kernel; tests use test/support/fake-machine.ts. The monitor never reaches around it.
 
-/** QAPI RunState names (qapi/run-state.json). */
-export type RunStateName =
-  | 'debug' | 'inmigrate' | 'internal-error' | 'io-error' | 'paused' | 'postmigrate' | 'prelaunch'
-  | 'finish-migrate' | 'restore-vm' | 'running' | 'save-vm' | 'shutdown' | 'suspended'
-  | 'watchdog' | 'guest-panicked' | 'colo';
+import type { RunState } from '../core/system/index.ts';
+
+/** QAPI RunState names (qapi/run-state.json), as the kernel defines them. */
+export type RunStateName = RunState;
 
 /** One vCPU as query-cpus-fast reports it. */
 export interface MonitorCpuInfo {

@@ -5,20 +5,13 @@
 // Invariant: `runstate` always holds a NUL-terminated name (at most 99 bytes).
 
 import { assert } from '../util/index.ts';
+import { RUN_STATES, type RunState } from '../system/index.ts';
 import { EINVAL } from './errors.ts';
 import { latin1Bytes, latin1String } from './qemu-file.ts';
 import { type SaveStateEntry, type SaveVMState, vmstateRegister } from './savevm.ts';
 import {
   type VMStateDescription, type VMStateStaged, vmstateBuffer, vmstateUint32,
 } from './vmstate-types.ts';
-
-/** QEMU 7.2's RunState names in enum order (qapi/run-state.json). */
-export const RUN_STATE_NAMES = [
-  'debug', 'inmigrate', 'internal-error', 'io-error', 'paused', 'postmigrate', 'prelaunch',
-  'finish-migrate', 'restore-vm', 'running', 'save-vm', 'shutdown', 'suspended', 'watchdog',
-  'guest-panicked', 'colo',
-] as const;
-export type RunStateName = (typeof RUN_STATE_NAMES)[number];
 
 export const GLOBAL_STATE_RUNSTATE_SIZE = 100;
 
@@ -30,7 +23,7 @@ export interface GlobalState {
   size: number;
   runstate: Uint8Array;
   /** The run state parsed from a received section. */
-  state: RunStateName | null;
+  state: RunState | null;
   /** Set when a globalstate section was loaded. */
   received: boolean;
 }
@@ -46,7 +39,7 @@ export function globalStateCreate(): GlobalState {
  * Record the current run state for the next save.
  * @qemu global_state_store / global_state_store_running
  */
-export function globalStateStore(gs: GlobalState, runstate: RunStateName): void {
+export function globalStateStore(gs: GlobalState, runstate: RunState): void {
   const b = latin1Bytes(runstate);
   assert(b.length < GLOBAL_STATE_RUNSTATE_SIZE, `run state name ${runstate} too long`);
   gs.runstate.fill(0);
@@ -59,7 +52,7 @@ export function globalStateReceived(gs: GlobalState): boolean {
 }
 
 /** The received run state. @qemu global_state_get_runstate */
-export function globalStateGetRunstate(gs: GlobalState): RunStateName | null {
+export function globalStateGetRunstate(gs: GlobalState): RunState | null {
   return gs.state;
 }
 
@@ -94,7 +87,7 @@ function globalStatePostLoad(
   // A malicious stream may fill all 100 bytes: QEMU forces the last one to NUL.
   if (buf.indexOf(0) < 0) buf[GLOBAL_STATE_RUNSTATE_SIZE - 1] = 0;
   const name = runstateString(buf);
-  const state = RUN_STATE_NAMES.find((n) => n === name);
+  const state = RUN_STATES.find((n) => n === name);
   if (state === undefined) {
     report(`invalid parameter value: ${name}`);
     return -EINVAL;

@@ -4,7 +4,7 @@
 // milliseconds of wall time, so sockets and the terminal stay responsive.
 
 import { type HostIo, hostClockSourceCreate, hostIoCreate } from '../core/host/index.ts';
-import { aioBhScheduledNow, loopStep, loopWouldSpin, type LoopMachine } from '../core/loop/index.ts';
+import { aioBhScheduledNow, loopStep, loopWouldSpin, type LoopMachine, type LoopStepObserver } from '../core/loop/index.ts';
 import type { ChardevIo } from '../core/host/index.ts';
 import type { MachineConfig } from '../index.ts';
 import { charState } from '../core/char/index.ts';
@@ -43,6 +43,18 @@ export function liveHost(opts: Parameters<typeof hostIoCreate>[1] = {}): {
  */
 export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): { done: Promise<number | null>; stop(): void } {
   let stopped = false;
+  // Output held by chardevs leaves once an iteration's main-loop part has no input left to read
+  // and no bottom half to run next (an HMP command's prompt comes from monitor_accept_input, a
+  // BH of the iteration after the command): a command's echo, output and prompt leave together,
+  // before the vCPU turn (a busy guest's turn would hold a reply back by half a millisecond).
+  const flush: LoopStepObserver = {
+    begin: () => {},
+    mid: () => {
+      if (!m.loop.inputLeftover && !aioBhScheduledNow(m.loop.aio)) io.net.flushWrites();
+    },
+    end: () => {},
+  };
+  m.loop.stepObservers.push(flush);
   const done = (async (): Promise<number | null> => {
     let lastYield = performance.now();
     let lastInput = -Infinity;
@@ -50,10 +62,6 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
       const hadInput = m.fdt.arrived.length > 0;
       if (hadInput) lastInput = performance.now();
       loopStep(m);
-      // Output held by chardevs leaves once an iteration has no input left to read and no
-      // bottom half to run next (an HMP command's prompt comes from monitor_accept_input, a BH
-      // of the iteration after the command): a command's echo, output and prompt leave together.
-      if (!m.loop.inputLeftover && !aioBhScheduledNow(m.loop.aio)) io.net.flushWrites();
       onIteration?.();
       if (m.loop.exitStatus !== null) return m.loop.exitStatus;
       // Idle unless this iteration took input, its poll had a zero timeout, or its vCPU turn
@@ -78,7 +86,10 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
       }
     }
     return null;
-  })();
+  })().finally(() => {
+    const i = m.loop.stepObservers.indexOf(flush);
+    if (i >= 0) m.loop.stepObservers.splice(i, 1);
+  });
   return {
     done,
     stop: () => {

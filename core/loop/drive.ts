@@ -36,6 +36,7 @@ export function loopStep(m: LoopMachine): TraceRecord[] {
   const observers = m.loop.stepObservers;
   for (const o of observers) o.begin(m);
   mainLoopWait(m, false);
+  for (const o of observers) o.mid?.(m);
   if (m.loop.hooks.shouldExit(m)) {
     if (m.loop.exitStatus === null) m.loop.exitStatus = 0;
   } else {

@@ -95,10 +95,14 @@ export interface MainLoopState {
 
 /**
  * Told when loopStep begins (before main_loop_wait) and ends (after the vCPU turn, or after the
- * loop decided to exit). Between an end and the next begin the machine is quiescent.
+ * loop decided to exit). Between an end and the next begin the machine is quiescent. `mid`,
+ * when given, runs between main_loop_wait and the vCPU turn: what the main loop wrote can leave
+ * then (QEMU's main loop thread writes while the vCPU threads run on). Observers change no
+ * machine state.
  */
 export interface LoopStepObserver {
   begin: (m: LoopMachine) => void;
+  mid?: (m: LoopMachine) => void;
   end: (m: LoopMachine) => void;
 }
 

@@ -195,3 +195,20 @@ describe('main loop held off (loop.exclusive: the BQL held by another thread)', 
     expect(order).toEqual(['mine_watch:1', 'bh', 'other_watch:2', 'timer']);
   });
 });
+
+describe('loopStep observers', () => {
+  it('call begin, then mid after main_loop_wait and before the vCPU turn, then end', () => {
+    const m = traced();
+    const order: string[] = [];
+    qemuBhSchedule(aioBhNew(m.loop.aio, 'my_bh', () => order.push('bh')));
+    m.loop.hooks.vcpuSlice = () => void order.push('vcpu');
+    m.loop.stepObservers.push({
+      begin: () => void order.push('begin'),
+      mid: () => void order.push('mid'),
+      end: () => void order.push('end'),
+    });
+    m.loop.stepObservers.push({ begin: () => void order.push('begin2'), end: () => void order.push('end2') });
+    loopStep(m);
+    expect(order).toEqual(['begin', 'begin2', 'bh', 'mid', 'vcpu', 'end', 'end2']);
+  });
+});

@@ -10,8 +10,9 @@ import type { MachineConfig } from '../index.ts';
 import { charState } from '../core/char/index.ts';
 import { chardevWaitStartup } from '../chardev/index.ts';
 
-/** Wall time between two yields to Node while the loop is busy. */
+/** Wall time between two yields to Node while the loop is busy, and shortly after input. */
 const YIELD_EVERY_MS = 1;
+const YIELD_AFTER_INPUT_MS = 0.2;
 /** How long after the last input the driver polls before sleeping, and for how long. */
 const POLL_AFTER_INPUT_MS = 10;
 const POLL_MAX_NS = 50_000;
@@ -80,7 +81,12 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
         }
         await io.waitEvent(m.loop.lastTimeoutNs);
         lastYield = performance.now();
-      } else if (performance.now() - lastYield >= YIELD_EVERY_MS) {
+      } else {
+        // Busy: yield to Node every YIELD_EVERY_MS, or every YIELD_AFTER_INPUT_MS shortly after
+        // input (a client waits for its answer and may send the next command: it is read after
+        // the current vCPU turn instead of up to a millisecond later).
+        const now = performance.now();
+        if (now - lastYield < (now - lastInput < POLL_AFTER_INPUT_MS ? YIELD_AFTER_INPUT_MS : YIELD_EVERY_MS)) continue;
         await io.yieldNow();
         lastYield = performance.now();
       }

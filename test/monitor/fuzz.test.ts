@@ -32,9 +32,12 @@ describe(`monitor fuzzing (SEED=${SEED})`, () => {
       expect(rs.cmdBuf.length).toBeLessThanOrEqual(READLINE_CMD_BUF_SIZE);
       expect(rs.history.length).toBeLessThanOrEqual(READLINE_MAX_CMDS);
       expect(mon.outbuf).toBe('');
-      if (env.fm.state.events.includes('SHUTDOWN') || mon.suspendCnt > 0) return; // 'quit' typed: input stays off
-      // Two Enters end any escape sequence and the pending line; then a clean command.
+      const quit = (): boolean => env.fm.state.events.includes('SHUTDOWN') || mon.suspendCnt > 0;
+      if (quit()) return; // 'quit' typed: input stays off
+      // Two Enters end any escape sequence and the pending line (which may be 'q': quit); then
+      // a clean command.
       exchange(env, peer, '\r\r');
+      if (quit()) return;
       const out = exchange(env, peer, 'info version\r');
       expect(out.endsWith('\r\n7.2.22detvm 0.1.0\r\n(qemu) ')).toBe(true);
     }), { seed: SEED, numRuns: RUNS });

@@ -82,11 +82,12 @@ export function runLive(m: LoopMachine, io: HostIo, onIteration?: () => void): {
         await io.waitEvent(m.loop.lastTimeoutNs);
         lastYield = performance.now();
       } else {
-        // Busy: yield to Node every YIELD_EVERY_MS, or every YIELD_AFTER_INPUT_MS shortly after
-        // input (a client waits for its answer and may send the next command: it is read after
-        // the current vCPU turn instead of up to a millisecond later).
+        // Busy: yield to Node every YIELD_EVERY_MS; every YIELD_AFTER_INPUT_MS while a vCPU runs
+        // shortly after input (a client waits for its answer and may send the next command: it
+        // is read after the current vCPU turn instead of up to a millisecond later).
         const now = performance.now();
-        if (now - lastYield < (now - lastInput < POLL_AFTER_INPUT_MS ? YIELD_AFTER_INPUT_MS : YIELD_EVERY_MS)) continue;
+        const soon = now - lastInput < POLL_AFTER_INPUT_MS && m.loop.hooks.vcpuBusy(m);
+        if (now - lastYield < (soon ? YIELD_AFTER_INPUT_MS : YIELD_EVERY_MS)) continue;
         await io.yieldNow();
         lastYield = performance.now();
       }

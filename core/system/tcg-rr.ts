@@ -59,9 +59,10 @@ function icountGetLimit(m: SystemMachine): number {
 }
 
 /**
- * The vCPU turn while a chardev still has input to read or a bottom half waits. QEMU's main loop thread
- * reads a monitor's command a byte per iteration while the vCPU threads run on; here the two
- * take turns, so a full slice per byte would make a busy guest's monitor answer in tens of ms.
+ * The vCPU turn while a chardev still has input to read or a bottom half waits. QEMU's main
+ * loop thread reads a monitor's command a byte per iteration while the vCPU threads run on;
+ * here the two take turns, so a full slice per byte would make a busy guest's monitor answer
+ * in tens of ms (live mode), or in seconds when no timer bounds the slice (virtual mode).
  */
 const INPUT_SLICE_INSNS = 10_000;
 
@@ -74,7 +75,8 @@ function icountPercpuBudget(m: SystemMachine): number {
   // A BH already scheduled would kick the vCPU out at once (icount_notify_exit). In virtual mode
   // too: without a cap a guest that arms no timer runs INT32_MAX ns per turn, seconds of host
   // time, between two bytes of a monitor command.
-  if ((cap === null || cap > INPUT_SLICE_INSNS) && (m.loop.inputLeftover || aioBhScheduledNow(m.loop.aio) || aioBhScheduledNow(m.loop.iohandler))) {
+  const waiting = m.loop.inputLeftover || aioBhScheduledNow(m.loop.aio) || aioBhScheduledNow(m.loop.iohandler);
+  if (waiting && (cap === null || cap > INPUT_SLICE_INSNS)) {
     cap = INPUT_SLICE_INSNS;
   }
   return cap !== null && budget > cap ? cap : budget;

@@ -6,7 +6,7 @@
 import { assert } from '../util/index.ts';
 import { type ClocksState, SCALE_MS } from './clock.ts';
 import {
-  type TimerListGroup, type SeqCounter, LoopLimitError, timerListGroupCreate,
+  type TimerListGroup, LoopLimitError, timerListGroupCreate,
   timerlistgroupDeadlineNs, timerlistRunTimers,
 } from './timer.ts';
 import { type Traced, TRACE_CONTROL, traceEnter, traceExit } from '../trace/index.ts';
@@ -54,7 +54,7 @@ export interface AioFdHandler {
   dispatch: () => void;
 }
 
-export function aioContextNew(name: string, clocks: ClocksState, seq: SeqCounter): AioContext {
+export function aioContextNew(name: string, clocks: ClocksState): AioContext {
   const ctx: AioContext = {
     name,
     bhList: [],
@@ -66,7 +66,7 @@ export function aioContextNew(name: string, clocks: ClocksState, seq: SeqCounter
   // aio_notify wakes a poll blocked in another thread. detvm's poll never runs concurrently
   // with the code that arms a timer or schedules a BH, and the next prepare recomputes the
   // timeout from the lists themselves, so the notification has nothing to do.
-  ctx.tlg = timerListGroupCreate(clocks, seq, () => {});
+  ctx.tlg = timerListGroupCreate(clocks, () => {});
   return ctx;
 }
 

@@ -26,7 +26,6 @@ export function loopMachineCreate(cfg: LoopConfig = {}): LoopMachine {
     clocks: clocksCreate(cfg.clock),
     trace: traceCreate(cfg.trace),
     rng: prngCreate(seed),
-    seq: { n: 0 },
     fdt: fdTableCreate(),
     qapiEvents: notifierListCreate<QapiEvent>(),
   };

@@ -16,7 +16,7 @@ import {
   qemuSoonestTimeout, qemuTimeoutNsToMs, SCALE_MS,
 } from './clock.ts';
 import {
-  type TimerListGroup, type SeqCounter, timerListGroupCreate, timerlistgroupDeadlineNs, timerlistRunTimers,
+  type TimerListGroup, timerListGroupCreate, timerlistgroupDeadlineNs, timerlistRunTimers,
   qemuClockUseForDeadline, timerlistHeadExpireNs, timerlistCount,
 } from './timer.ts';
 import {
@@ -111,7 +111,6 @@ export interface LoopMachine {
   clocks: ClocksState;
   trace: TraceState;
   rng: PrngState;
-  seq: SeqCounter;
   loop: MainLoopState;
   fdt: FdTable;
   /** QAPI events (qapi_event_emit): the monitor layer fans them out to QMP clients. */
@@ -146,9 +145,9 @@ export function qemuInitMainLoop(m: Omit<LoopMachine, 'loop'>): MainLoopState {
     const lm = m as LoopMachine;
     lm.loop.hooks.timerNotify(lm, type);
   };
-  const tlg = timerListGroupCreate(m.clocks, m.seq, notify);
-  const aio = aioContextNew('qemu_aio_context', m.clocks, m.seq);
-  const iohandler = aioContextNew('iohandler_ctx', m.clocks, m.seq);
+  const tlg = timerListGroupCreate(m.clocks, notify);
+  const aio = aioContextNew('qemu_aio_context', m.clocks);
+  const iohandler = aioContextNew('iohandler_ctx', m.clocks);
   const sources = sourceSetCreate();
   const loop: MainLoopState = {
     iteration: 0, tlg, aio, iohandler, sources,

@@ -3,10 +3,10 @@
 // sorted by (expire, arming order): a timer armed at a deadline others already have goes after
 // them. The order is kept by a TimerQueue (timer-queue.ts): a FIFO bucket per distinct deadline,
 // linked through the timers as QEMU's list is, and a min-heap of the buckets. Re-arming or
-// deleting unlinks the timer at once, so the queue holds exactly the pending timers. A
-// per-machine counter (`seq`) numbers every arming.
-// Invariants: a timer is pending iff expireNs >= 0, iff it is in its list's queue (in the bucket
-// of expireNs); seq is the number of its current arming, -1 when not pending.
+// deleting unlinks the timer at once, so the queue holds exactly the pending timers, and the
+// bucket's FIFO is the arming order.
+// Invariant: a timer is pending iff expireNs >= 0, iff it is in its list's queue (in the bucket
+// of expireNs).
 
 import { assert, assertNs } from '../util/index.ts';
 import {
@@ -38,15 +38,9 @@ export interface QEMUTimer {
   cb: TimerCb;
   opaque: unknown;
   list: TimerList;
-  /** Sequence number of the current arming; -1 when not pending. */
-  seq: number;
   /** Neighbours in the bucket, armed just before and after it (QEMU's ts->next); null at the ends. */
   prev: QEMUTimer | null;
   next: QEMUTimer | null;
-}
-
-export interface SeqCounter {
-  n: number;
 }
 
 /** @qemu util/qemu-timer.c QEMUTimerList */
@@ -55,7 +49,6 @@ export interface TimerList {
   clocks: ClocksState;
   /** The pending timers in order. */
   queue: TimerQueue;
-  seq: SeqCounter;
   /** Called when a timer becomes the head (timerlist_notify). */
   notify: (type: ClockType) => void;
 }
@@ -70,8 +63,8 @@ export class LoopLimitError extends Error {
   override name = 'LoopLimitError';
 }
 
-export function timerListGroupCreate(clocks: ClocksState, seq: SeqCounter, notify: (type: ClockType) => void): TimerListGroup {
-  const mk = (type: ClockType): TimerList => ({ type, clocks, queue: timerQueueCreate(), seq, notify });
+export function timerListGroupCreate(clocks: ClocksState, notify: (type: ClockType) => void): TimerListGroup {
+  const mk = (type: ClockType): TimerList => ({ type, clocks, queue: timerQueueCreate(), notify });
   return { lists: [mk(0), mk(1), mk(2), mk(3)] };
 }
 
@@ -83,7 +76,6 @@ export function timerListGroupCreate(clocks: ClocksState, seq: SeqCounter, notif
  */
 class TimerStorage implements QEMUTimer {
   expireNs = -1;
-  seq = -1;
   prev: QEMUTimer | null = null;
   next: QEMUTimer | null = null;
   constructor(
@@ -132,7 +124,6 @@ export function timerDel(ts: QEMUTimer): void {
   if (ts.expireNs < 0) return;
   timerQueueRemove(ts.list.queue, ts);
   ts.expireNs = -1;
-  ts.seq = -1;
 }
 
 /** Arm; returns whether `ts` became the head of its list. @qemu timer_mod_ns_locked */
@@ -140,7 +131,6 @@ function insert(ts: QEMUTimer, expireNs: number): boolean {
   const tl = ts.list;
   if (ts.expireNs >= 0) timerQueueRemove(tl.queue, ts); // timer_del_locked
   ts.expireNs = expireNs;
-  ts.seq = tl.seq.n++;
   return timerQueueInsert(tl.queue, ts, expireNs);
 }
 
@@ -232,7 +222,9 @@ export function timerlistRunTimers(m: Traced, tl: TimerList): boolean {
   if (!clockEnabled(tl) || q.count === 0) return false;
   const currentNs = qemuClockGetNs(tl.clocks, tl.type);
   let progress = false;
-  for (let n = 0; q.size > 0 && q.hKey[0]! <= currentNs; n++) {
+  for (let n = 0; ; n++) {
+    const head = timerQueueHeadNs(q);
+    if (head < 0 || head > currentNs) break;
     if (n >= TIMER_RUN_MAX) {
       throw new LoopLimitError(
         `timer storm: ${TIMER_RUN_MAX} timer callbacks on clock ${CLOCK_NAMES[tl.type]} in one pass at ${currentNs} ns; last callback: ${m.trace.lastKind} ${m.trace.lastDispatched}`,
@@ -240,7 +232,6 @@ export function timerlistRunTimers(m: Traced, tl: TimerList): boolean {
     }
     const ts = timerQueuePopHead(q);
     ts.expireNs = -1;
-    ts.seq = -1;
     m.trace.lastDispatched = ts.name;
     m.trace.lastKind = 'timer';
     if (m.trace.level >= TRACE_CONTROL) {

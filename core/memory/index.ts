@@ -11,7 +11,7 @@ export type { AddressSpace, MemoryRegion, RomRegion } from './address-space.ts';
 export {
   RAM_BASE, RAM_SIZE_MAX, TARGET_PAGE_BITS, TARGET_PAGE_SIZE, RAM_CHUNK_BITS, RAM_CHUNK_SIZE,
   DECODE_STRIDE, DECODE_CHUNK_LENGTH,
-  WATCH_UNWRITTEN, WATCH_CODE, WATCH_RESERVED, WATCH_DIRTY_LOG,
+  PAGES_PER_CHUNK, WATCH_UNWRITTEN, WATCH_CODE, WATCH_RESERVED, WATCH_DIRTY_LOG,
   ramWatchHit, ramWatchReservation, ramAddReservationHolder, ramFlushDecode,
   ramDirtyLogStart, ramDirtyLogStop, ramTestAndClearDirty, ramDirtyPageCount,
   ramForEachWrittenPage, ramLoadPage, ramLoadChunk, ramWriteBytes, ramReadBytes, ramZeroRange, ramDiscardAll,

@@ -14,7 +14,7 @@ export const TARGET_PAGE_SIZE = 1 << TARGET_PAGE_BITS;
 /** Allocation unit: 64 KiB, so the chunk tables of a 256 MiB machine have 4096 entries. */
 export const RAM_CHUNK_BITS = 16;
 export const RAM_CHUNK_SIZE = 1 << RAM_CHUNK_BITS;
-const PAGES_PER_CHUNK = RAM_CHUNK_SIZE / TARGET_PAGE_SIZE;
+export const PAGES_PER_CHUNK = RAM_CHUNK_SIZE / TARGET_PAGE_SIZE;
 /** Largest RAM that fits between RAM_BASE and the top of the 32-bit physical address space. */
 export const RAM_SIZE_MAX = 0x8000_0000;
 

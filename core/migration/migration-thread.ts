@@ -244,7 +244,7 @@ function migrationDrain(m: MigrationMachine, s: OutgoingMigration): void {
 /** One step of the migration "thread" (see the header). @qemu migration_thread (loop body) */
 export function migrationThreadStep(m: MigrationMachine, s: OutgoingMigration): void {
   // A paused stop-and-copy goes on from its channel's watch only.
-  if (s.phase === 'done' || s.completion !== null || s.f === null) return;
+  if (s.phase === 'done' || s.phase === 'complete' || s.f === null) return;
   if (s.phase === 'drain') {
     migrationDrain(m, s);
     return;

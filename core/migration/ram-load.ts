@@ -10,7 +10,7 @@
 // Invariant: a step changes `staged` only after every read of its record succeeded (a PAGE
 // record is copied into its staging page only once all its bytes have arrived).
 
-import { RAM_CHUNK_SIZE, TARGET_PAGE_BITS, TARGET_PAGE_SIZE } from '../memory/index.ts';
+import { PAGES_PER_CHUNK, RAM_CHUNK_BITS, RAM_CHUNK_SIZE, TARGET_PAGE_BITS, TARGET_PAGE_SIZE } from '../memory/index.ts';
 import { EINVAL } from './errors.ts';
 import { latin1String } from './qemu-file.ts';
 import {
@@ -23,8 +23,7 @@ import {
 } from './ram-block.ts';
 import type { RamState } from './ram.ts';
 
-const PAGES_PER_CHUNK = RAM_CHUNK_SIZE / TARGET_PAGE_SIZE;
-const PAGE_CHUNK_SHIFT = Math.log2(PAGES_PER_CHUNK);
+const PAGE_CHUNK_SHIFT = RAM_CHUNK_BITS - TARGET_PAGE_BITS;
 /** Page states in RamBlockStaged.state. */
 const STAGED_NONE = 0;
 const STAGED_DATA = 1;

@@ -36,15 +36,6 @@ export const QEMU_VM_SECTION_FOOTER = 0x7e;
 /** Pass as instance id to take 1 + the highest instance of the same idstr. */
 export const VMSTATE_INSTANCE_ID_ANY = -1;
 
-/**
- * An iterable ("live") handler, like RAM. Save side: QEMU's SaveVMHandlers. Load side, split so
- * that a stream arriving in pieces can be loaded record by record and applied atomically:
- * `loadSetup` makes the staged state of one load, `loadStart` checks a section's version,
- * `loadStep` consumes one record (returning 1 at the end of the section body, 0 for more, or
- * a negative errno), and `loadCommit` applies the staged state once the whole stream loaded.
- * `loadStep` must change `staged` only after every read of its record succeeded: it may be
- * rewound and run again when the record was incomplete.
- */
 /** How one load applies what it reads. */
 export interface LoadOptions {
   /**
@@ -55,6 +46,15 @@ export interface LoadOptions {
   ramInPlace: boolean;
 }
 
+/**
+ * An iterable ("live") handler, like RAM. Save side: QEMU's SaveVMHandlers. Load side, split so
+ * that a stream arriving in pieces can be loaded record by record and applied atomically:
+ * `loadSetup` makes the staged state of one load, `loadStart` checks a section's version,
+ * `loadStep` consumes one record (returning 1 at the end of the section body, 0 for more, or
+ * a negative errno), and `loadCommit` applies the staged state once the whole stream loaded.
+ * `loadStep` must change `staged` only after every read of its record succeeded: it may be
+ * rewound and run again when the record was incomplete.
+ */
 export interface SaveVMHandlers<L = unknown> {
   isActive?(): boolean;
   saveSetup?(f: QEMUFileWriter): number;

@@ -120,10 +120,10 @@ interface Held {
 /** Writes up to this long are held (a readline echo, a monitor's reply); longer ones go at once. */
 const HOLD_MAX_BYTES = 16 * 1024;
 
-/** Send what `socket` holds, in one write. */
+/** Send what `socket` holds, in one write (of the held bytes themselves: they are not reused). */
 function hostHeldFlush(ctx: HostNetCtx, socket: net.Socket, h: Held): void {
   ctx.held.delete(socket);
-  if (h.len > 0 && !socket.destroyed && socket.writable) socket.write(Buffer.from(h.bytes.subarray(0, h.len)));
+  if (h.len > 0 && !socket.destroyed && socket.writable) socket.write(Buffer.from(h.bytes.buffer, h.bytes.byteOffset, h.len));
 }
 
 /** Send the chardev writes held since the last flush. */
@@ -139,8 +139,9 @@ const BATCH_READ_BYTES = 64 * 1024;
  * The VirtualFd write of a connection: Node-side buffering up to writeHigh, then unwritable.
  * A readline monitor echoes each byte of a command in its own write, one per iteration, as QEMU
  * does: small writes are held (copied into the socket's held bytes) until the driver flushes
- * after an iteration that left no input to read and no BH to run, or until the driver awaits
- * (next tick), so a command's echo, reply and prompt leave in one write system call. The bytes
+ * (bin/live.ts: once an iteration's main-loop part left no input to read and no BH to run, before
+ * its vCPU turn) or awaits (next tick), so a command's echo, reply and prompt leave in one write
+ * system call. The bytes
  * and their order are unchanged: a write that is not held first sends what is held.
  */
 function hostConnWrite(ctx: HostNetCtx, socket: net.Socket, fd: VirtualFd, d: Uint8Array): number {

@@ -308,11 +308,11 @@ function mainLoopWaitExclusive(m: LoopMachine, s: LoopSource | null): void {
   const loop = m.loop;
   const os = traceEnter(m, TRACE_CONTROL, 'os_host_main_loop_wait', { bql: 'held' });
   let timeoutNs = -1;
+  loop.pollState = 'fill';
   if (s !== null) {
     s.readyAtPrepare = s.prepare() === 0;
     if (s.readyAtPrepare) timeoutNs = 0;
   }
-  loop.pollState = 'fill';
   qemuPollNs(m, timeoutNs);
   loop.pollState = 'ok';
   if (s !== null && s.attached && (s.readyAtPrepare || s.check())) {

@@ -113,6 +113,15 @@ export function logCursorCreate(pos: number): LogCursor {
   return { pos, iteration: 0, icount: 0, mono: 0, wall: 0 };
 }
 
+/** Set `dst` to where `src` is (no allocation: replay moves cursors once per event). */
+export function logCursorSet(dst: LogCursor, src: LogCursor): void {
+  dst.pos = src.pos;
+  dst.iteration = src.iteration;
+  dst.icount = src.icount;
+  dst.mono = src.mono;
+  dst.wall = src.wall;
+}
+
 const INPUT_DATA = 1;
 const INPUT_HUP = 2;
 const INPUT_ACCEPT = 3;

@@ -12,7 +12,7 @@ import { qemuSystemKilled } from '../system/index.ts';
 import { traceHash } from '../trace/index.ts';
 import { LogCorruptError } from './log-codec.ts';
 import {
-  type LogCursor, type LogEvent, logCursorCreate, logEventDescribe, logEventIsGap, logEventRead,
+  type LogCursor, type LogEvent, logCursorCreate, logCursorSet, logEventDescribe, logEventIsGap, logEventRead,
 } from './log-events.ts';
 import type { ReplayHeader } from './log-header.ts';
 import { type LogIndex, replayLogScan } from './log-index.ts';
@@ -91,11 +91,7 @@ export function playPeek(p: PlayEngine): LogEvent | null {
   if (p.headPos === cur.pos && p.headNext !== null) return p.head;
   // One cursor object serves every peek: it is only read back for the event it was filled for.
   const next = p.headNext ?? logCursorCreate(0);
-  next.pos = cur.pos;
-  next.iteration = cur.iteration;
-  next.icount = cur.icount;
-  next.mono = cur.mono;
-  next.wall = cur.wall;
+  logCursorSet(next, cur);
   let e: LogEvent | null;
   try {
     e = logEventRead(p.log, next);
@@ -115,13 +111,7 @@ export function playPeek(p: PlayEngine): LogEvent | null {
 export function playAdvance(p: PlayEngine): void {
   const e = playPeek(p);
   if (e === null || p.headNext === null) return;
-  const n = p.headNext;
-  const cur = p.rt.cursor;
-  cur.pos = n.pos;
-  cur.iteration = n.iteration;
-  cur.icount = n.icount;
-  cur.mono = n.mono;
-  cur.wall = n.wall;
+  logCursorSet(p.rt.cursor, p.headNext);
   p.recent.push(e);
   if (p.recent.length > RECENT_MAX) p.recent.shift();
   if (logEventIsGap(e)) {

@@ -13,13 +13,18 @@ import { exportCallTree } from '../../../core/trace/index.ts';
 
 const traced = () => loopMachineCreate({ trace: { level: 1 } });
 
+/** A traced machine with a REALTIME timer due now and a BH scheduled, logging into `order`. */
+function timerAndBh() {
+  const m = traced();
+  const order: string[] = [];
+  timerModNs(timerNew(m.loop.tlg, QEMU_CLOCK_REALTIME, 1, 'rt_timer', () => order.push('timer')), 0);
+  qemuBhSchedule(aioBhNew(m.loop.aio, 'my_bh', () => order.push('bh')));
+  return { m, order };
+}
+
 describe('main loop iteration', () => {
   it('runs the phases in QEMU order: poll, dispatch (aio BHs), then main-loop timers', () => {
-    const m = traced();
-    const order: string[] = [];
-    const t = timerNew(m.loop.tlg, QEMU_CLOCK_REALTIME, 1, 'rt_timer', () => order.push('timer'));
-    timerModNs(t, 0);
-    qemuBhSchedule(aioBhNew(m.loop.aio, 'my_bh', () => order.push('bh')));
+    const { m, order } = timerAndBh();
     const recs = loopStep(m);
     expect(order).toEqual(['bh', 'timer']);
     expect(exportCallTree(recs)).toBe(
@@ -164,11 +169,7 @@ describe('main loop iteration', () => {
 
 describe('main loop held off (loop.exclusive: the BQL held by another thread)', () => {
   it('applies host input and dispatches only the holder\'s source; BHs, timers and other sources wait', () => {
-    const m = traced();
-    const order: string[] = [];
-    const t = timerNew(m.loop.tlg, QEMU_CLOCK_REALTIME, 1, 'rt_timer', () => order.push('timer'));
-    timerModNs(t, 0);
-    qemuBhSchedule(aioBhNew(m.loop.aio, 'my_bh', () => order.push('bh')));
+    const { m, order } = timerAndBh();
     const other = vfdOpen(m.fdt, 'other', 'stream');
     const mine = vfdOpen(m.fdt, 'mine', 'stream');
     const watch = (fd: typeof mine, name: string) => gSourceAttach(m.loop.sources, name, G_PRIORITY_DEFAULT, {
